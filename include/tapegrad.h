@@ -1,0 +1,174 @@
+/*
+ * tapegrad: a small tape-based reverse-mode autograd engine in C11.
+ *
+ * Tensors are float32, row-major, contiguous, with up to TG_MAX_DIMS
+ * dimensions. Parameters live on the heap (tg_param_new) and keep their
+ * gradients across steps. Everything an op produces lives in the arena of a
+ * tg_tape; tg_tape_reset() rewinds that arena, so a training loop stops
+ * calling malloc after its first step.
+ *
+ * Errors: an op never aborts. A misuse (wrong shape, bad argument, out of
+ * memory) puts the tape in a failed state with a message naming the op and the
+ * shapes; every later op on that tape returns NULL at once. Check
+ * tg_tape_status() / tg_tape_error() once, after the forward pass or after
+ * tg_backward().
+ */
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TG_MAX_DIMS 4
+#define TG_VERSION "0.1.0"
+
+typedef enum tg_status {
+    TG_OK = 0,
+    TG_ERR_SHAPE,   /* operand shapes do not fit the op */
+    TG_ERR_ARG,     /* a bad argument: NULL, out of range, not finite */
+    TG_ERR_NOMEM,   /* an allocation failed */
+    TG_ERR_IO,      /* a file could not be opened, read or written */
+    TG_ERR_FORMAT,  /* a file is truncated, corrupt or does not match */
+} tg_status;
+
+typedef struct tg_tensor {
+    float *data;
+    float *grad;                 /* NULL until a gradient reaches it */
+    int ndim;
+    int shape[TG_MAX_DIMS];
+    size_t size;                 /* number of elements */
+    bool requires_grad;
+    bool retain_grad;            /* keep this activation's grad after backward */
+    bool on_heap;                /* a parameter (tg_param_new), not an activation */
+    char name[64];
+} tg_tensor;
+
+typedef struct tg_tape tg_tape;
+
+/* ---- tensors and parameters (heap, owned by the caller) ---------------- */
+
+/* A parameter of the given shape: data and grad zeroed, requires_grad set.
+ * Returns NULL on a bad shape or when memory runs out. */
+tg_tensor *tg_param_new(int ndim, const int *shape, const char *name);
+void tg_param_free(tg_tensor *p);
+void tg_zero_grad(tg_tensor *const *params, int n);
+/* "[4,3]" into buf; returns buf. */
+const char *tg_shape_str(const tg_tensor *t, char *buf, size_t len);
+size_t tg_shape_size(int ndim, const int *shape);
+/* Rows when the last dimension is the row length. */
+static inline size_t tg_rows(const tg_tensor *t) { return t->size / (size_t)t->shape[t->ndim - 1]; }
+static inline int tg_cols(const tg_tensor *t) { return t->shape[t->ndim - 1]; }
+
+/* ---- random numbers: a small counter-free generator (xoshiro128+) ------- */
+
+typedef struct tg_rng { uint32_t s[4]; } tg_rng;
+void tg_rng_seed(tg_rng *r, uint64_t seed);
+uint32_t tg_rng_u32(tg_rng *r);
+float tg_rng_uniform(tg_rng *r);          /* [0, 1) */
+float tg_rng_normal(tg_rng *r);           /* mean 0, std 1 */
+void tg_fill_normal(tg_tensor *t, tg_rng *r, float mean, float std);
+void tg_fill(tg_tensor *t, float value);
+
+/* ---- the tape ----------------------------------------------------------- */
+
+/* arena_hint: bytes to reserve up front (0 picks a default); the arena grows
+ * in chunks during the first step and is reused afterwards. */
+tg_tape *tg_tape_new(size_t arena_hint);
+void tg_tape_free(tg_tape *t);
+/* Forget every recorded op and rewind the arena; clears a failed status. */
+void tg_tape_reset(tg_tape *t);
+tg_status tg_tape_status(const tg_tape *t);
+const char *tg_tape_error(const tg_tape *t);  /* "" when the tape is fine */
+int tg_tape_length(const tg_tape *t);         /* ops recorded */
+size_t tg_tape_arena_bytes(const tg_tape *t); /* bytes the arena holds */
+/* Put the tape in the failed state (for layers built outside the library).
+ * The first failure wins. */
+void tg_tape_fail(tg_tape *t, tg_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* A tensor in the tape's arena, for inputs: data zeroed, no gradient. */
+tg_tensor *tg_tape_tensor(tg_tape *t, int ndim, const int *shape);
+/* Name a tensor so tools can find it; returns x. */
+tg_tensor *tg_name(tg_tensor *x, const char *name);
+
+/* Seeds d(loss) = 1 and walks the tape in reverse, accumulating into the
+ * gradients of parameters (which must have been zeroed by tg_zero_grad) and
+ * of activations. loss must be a one-element tensor recorded on t. */
+tg_status tg_backward(tg_tape *t, tg_tensor *loss);
+
+/* ---- ops: forward runs now, backward is recorded on the tape ----------- */
+
+/* a + b. b has a's shape, or a's trailing dimensions (a bias row [C] added
+ * to every row, a [T,C] table added for every batch entry). */
+tg_tensor *tg_add(tg_tape *t, tg_tensor *a, tg_tensor *b);
+/* a * b elementwise, same shape. */
+tg_tensor *tg_mul(tg_tape *t, tg_tensor *a, tg_tensor *b);
+/* c * x for a constant c. */
+tg_tensor *tg_scale(tg_tape *t, tg_tensor *x, float c);
+/* op(a) @ op(b), op = transpose when the flag is set. a may have leading
+ * batch dimensions when not transposed: [..., K] @ [K, N] -> [..., N]. */
+tg_tensor *tg_matmul(tg_tape *t, tg_tensor *a, tg_tensor *b, bool trans_a, bool trans_b);
+/* The residual stream: x + f, f being Sublayer(x). A named op, not an add,
+ * so tools can find residual adds on the tape. */
+tg_tensor *tg_residual(tg_tape *t, tg_tensor *x, tg_tensor *f);
+/* alpha * x + f (DeepNorm's scaled skip path). */
+tg_tensor *tg_residual_scaled(tg_tape *t, tg_tensor *x, tg_tensor *f, float alpha);
+/* LayerNorm over the last dimension with per-feature gamma and beta [C]. */
+tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta, float eps);
+/* Sum and mean of all elements, to a one-element tensor. */
+tg_tensor *tg_sum(tg_tape *t, tg_tensor *x);
+tg_tensor *tg_mean(tg_tape *t, tg_tensor *x);
+
+/* ---- optimizers (src/optim) ------------------------------------------- */
+
+/* The optimizer keeps its own copy of the list and one state buffer per
+ * parameter, allocated here once. Weight decay applies only to parameters
+ * with two or more dimensions. NULL on a bad argument or out of memory. */
+typedef struct tg_sgd tg_sgd;
+tg_sgd *tg_sgd_new(tg_tensor *const *params, int n, float momentum, float weight_decay);
+void tg_sgd_step(tg_sgd *o, float lr);
+void tg_sgd_free(tg_sgd *o);
+
+/* ---- gradient checking --------------------------------------------------- */
+
+/* Builds a scalar loss on the tape from whatever ctx holds. */
+typedef tg_tensor *(*tg_loss_fn)(tg_tape *t, void *ctx);
+
+typedef struct tg_gradcheck_opts {
+    double step;        /* finite-difference step h (relative to max(1,|x|)); 0: 1e-3 */
+    bool four_point;    /* (-f(2h) + 8f(h) - 8f(-h) + f(-2h)) / 12h instead of 2-point */
+    size_t max_checks;  /* elements per tensor to probe, spread evenly; 0: all */
+    double abs_floor;   /* denominator floor of the relative error; 0: 1e-3 */
+} tg_gradcheck_opts;
+
+typedef struct tg_gradcheck_result {
+    double max_rel_err;   /* max |a - n| / max(|a| + |n|, abs_floor) */
+    double max_abs_err;
+    int worst_tensor;     /* index into wrt */
+    size_t worst_index;
+    double worst_analytic, worst_numeric;
+    size_t checked;
+    char error[256];      /* the tape's message when the status is not TG_OK */
+} tg_gradcheck_result;
+
+/* Compares tg_backward's gradient of fn's loss with respect to each tensor
+ * in wrt against central finite differences. The perturbed element is
+ * restored afterwards. A loss that ends in tg_sum or tg_mean is read in
+ * double, which keeps the differences of nearby losses accurate; any other
+ * one-element tensor is read as float. Returns TG_OK or the status of a
+ * failed tape (its message in res->error). */
+tg_status tg_gradcheck(tg_loss_fn fn, void *ctx, tg_tensor *const *wrt, int n_wrt,
+                       const tg_gradcheck_opts *opts, tg_gradcheck_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

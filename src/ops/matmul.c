@@ -1,0 +1,72 @@
+/* Matrix product C = op(A) op(B), op being an optional transpose. Nothing is
+ * transposed in memory: the flags go to tg_gemm.
+ *
+ *   dA = dC op(B)^T   (stored as op(B) dC^T when A is transposed)
+ *   dB = op(A)^T dC   (stored as dC^T op(A) when B is transposed)
+ *
+ * A without a transpose may carry leading batch dimensions, [..., K]: they
+ * are rows of one [M, K] matrix, which is how a linear layer sees [B, T, C]. */
+#include "tapegrad_internal.h"
+
+tg_tensor *tg_matmul(tg_tape *t, tg_tensor *a, tg_tensor *b, bool trans_a, bool trans_b)
+{
+    tg_tensor *in[2] = {a, b};
+    if (!tg_tape_check_inputs(t, "tg_matmul", in, 2))
+        return NULL;
+    char sa[48], sb[48];
+    tg_shape_str(a, sa, sizeof sa);
+    tg_shape_str(b, sb, sizeof sb);
+    if (b->ndim != 2 || (trans_a && a->ndim != 2) || a->ndim < 2) {
+        tg_tape_fail(t, TG_ERR_SHAPE, "tg_matmul: b must be 2-D and a 2-D or more (2-D when transposed): a is %s, b is %s", sa, sb);
+        return NULL;
+    }
+    int m = trans_a ? a->shape[1] : (int)tg_rows(a);
+    int ka = trans_a ? a->shape[0] : tg_cols(a);
+    int kb = trans_b ? b->shape[1] : b->shape[0];
+    int nn = trans_b ? b->shape[0] : b->shape[1];
+    if (ka != kb) {
+        tg_tape_fail(t, TG_ERR_SHAPE, "tg_matmul: inner dimensions differ: a%s is %s, b%s is %s",
+                     trans_a ? "^T" : "", sa, trans_b ? "^T" : "", sb);
+        return NULL;
+    }
+    int shape[TG_MAX_DIMS] = {m, nn};
+    int ndim = 2;
+    if (!trans_a) {
+        ndim = a->ndim;
+        for (int i = 0; i < ndim - 1; i++)
+            shape[i] = a->shape[i];
+        shape[ndim - 1] = nn;
+    }
+    tg_node n = {.op = TG_OP_MATMUL, .n_in = 2, .in = {a, b}, .i = {trans_a, trans_b, m, ka}};
+    n.out = tg_tape_output(t, ndim, shape, in, 2);
+    return tg_tape_record(t, &n);
+}
+
+void tg_matmul_forward(tg_node *n)
+{
+    bool ta = n->i[0], tb = n->i[1];
+    int m = n->i[2], k = n->i[3], nn = tg_cols(n->out);
+    tg_gemm(ta, tb, m, nn, k, 1.0f, n->in[0]->data, tg_cols(n->in[0]), n->in[1]->data,
+            tg_cols(n->in[1]), 0.0f, n->out->data, nn);
+}
+
+void tg_matmul_backward(tg_node *n)
+{
+    bool ta = n->i[0], tb = n->i[1];
+    int m = n->i[2], k = n->i[3], nn = tg_cols(n->out);
+    const tg_tensor *a = n->in[0], *b = n->in[1];
+    const float *dc = n->out->grad;
+    int lda = tg_cols(a), ldb = tg_cols(b);
+    if (a->grad) {
+        if (!ta)
+            tg_gemm(false, !tb, m, k, nn, 1.0f, dc, nn, b->data, ldb, 1.0f, a->grad, lda);
+        else
+            tg_gemm(tb, true, k, m, nn, 1.0f, b->data, ldb, dc, nn, 1.0f, a->grad, lda);
+    }
+    if (b->grad) {
+        if (!tb)
+            tg_gemm(!ta, false, k, nn, m, 1.0f, a->data, lda, dc, nn, 1.0f, b->grad, ldb);
+        else
+            tg_gemm(true, ta, nn, k, m, 1.0f, dc, nn, a->data, lda, 1.0f, b->grad, ldb);
+    }
+}

@@ -1,0 +1,58 @@
+/* The residual stream z = alpha * x + f, where f = Sublayer(x).
+ *
+ *   dz/dx = alpha * I (the skip path),  dz/df = I (the branch)
+ *
+ * So dx += alpha * dz and df += dz. When f was computed from x, the branch's
+ * own backward later adds its share into dx too: x receives the sum of both
+ * paths, the (dx/dy + I) of seed 001, with no special casing. */
+#include "tapegrad_internal.h"
+
+#include <math.h>
+
+tg_tensor *tg_residual_scaled(tg_tape *t, tg_tensor *x, tg_tensor *f, float alpha)
+{
+    tg_tensor *in[2] = {x, f};
+    if (!tg_tape_check_inputs(t, "tg_residual", in, 2))
+        return NULL;
+    bool same = x->ndim == f->ndim;
+    for (int i = 0; same && i < x->ndim; i++)
+        same = x->shape[i] == f->shape[i];
+    if (!same) {
+        char sx[48], sf[48];
+        tg_tape_fail(t, TG_ERR_SHAPE, "tg_residual: shapes differ: x is %s, f is %s",
+                     tg_shape_str(x, sx, sizeof sx), tg_shape_str(f, sf, sizeof sf));
+        return NULL;
+    }
+    if (!isfinite(alpha)) {
+        tg_tape_fail(t, TG_ERR_ARG, "tg_residual: alpha is %f", (double)alpha);
+        return NULL;
+    }
+    tg_node n = {.op = TG_OP_RESIDUAL, .n_in = 2, .in = {x, f}, .f = {alpha}};
+    n.out = tg_tape_output(t, x->ndim, x->shape, in, 2);
+    return tg_tape_record(t, &n);
+}
+
+tg_tensor *tg_residual(tg_tape *t, tg_tensor *x, tg_tensor *f)
+{
+    return tg_residual_scaled(t, x, f, 1.0f);
+}
+
+void tg_residual_forward(tg_node *n)
+{
+    const float *x = n->in[0]->data, *f = n->in[1]->data;
+    float *z = n->out->data, alpha = n->f[0];
+    for (size_t i = 0; i < n->out->size; i++)
+        z[i] = alpha * x[i] + f[i];
+}
+
+void tg_residual_backward(tg_node *n)
+{
+    const float *dz = n->out->grad;
+    float *dx = n->in[0]->grad, *df = n->in[1]->grad, alpha = n->f[0];
+    if (dx)
+        for (size_t i = 0; i < n->out->size; i++)
+            dx[i] += alpha * dz[i];
+    if (df)
+        for (size_t i = 0; i < n->out->size; i++)
+            df[i] += dz[i];
+}

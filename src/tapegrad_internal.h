@@ -1,0 +1,118 @@
+/* Internal structures shared by the tape and the op files. Not installed. */
+#ifndef TAPEGRAD_INTERNAL_H
+#define TAPEGRAD_INTERNAL_H
+
+#include "tapegrad.h"
+
+#define TG_MAX_INPUTS 3
+
+/* Every op the tape can record. The table in src/tensor/ops_table.c maps each
+ * to its name and kernels; a _Static_assert there keeps the two in step. */
+typedef enum tg_op {
+    TG_OP_ADD,
+    TG_OP_MUL,
+    TG_OP_SCALE,
+    TG_OP_MATMUL,
+    TG_OP_RESIDUAL,
+    TG_OP_LAYERNORM,
+    TG_OP_SUM,
+    TG_OP_MEAN,
+    TG_OP_COUNT
+} tg_op;
+
+/* One recorded op. Parameters that are not tensors go in f[] and i[]; data a
+ * backward needs from its forward (LayerNorm's mean and rstd) goes in aux. */
+typedef struct tg_node {
+    tg_op op;
+    int n_in;
+    tg_tensor *in[TG_MAX_INPUTS];
+    tg_tensor *out;
+    float f[4];
+    int i[4];
+    void *aux;
+} tg_node;
+
+typedef void (*tg_kernel_fn)(tg_node *n);
+
+typedef struct tg_op_def {
+    const char *name;
+    tg_kernel_fn forward;
+    tg_kernel_fn backward;
+} tg_op_def;
+
+extern const tg_op_def tg_op_table[];
+
+/* Each op file exports its two kernels under these names. */
+#define TG_DECLARE_OP(id) \
+    void tg_##id##_forward(tg_node *n); \
+    void tg_##id##_backward(tg_node *n);
+TG_DECLARE_OP(add)
+TG_DECLARE_OP(mul)
+TG_DECLARE_OP(scale)
+TG_DECLARE_OP(matmul)
+TG_DECLARE_OP(residual)
+TG_DECLARE_OP(layernorm)
+TG_DECLARE_OP(sum)
+TG_DECLARE_OP(mean)
+#undef TG_DECLARE_OP
+
+/* ---- arena and recording (src/tensor/tape.c) ---- */
+
+/* 64-byte aligned bytes from the tape's arena; NULL (and a failed tape) when
+ * memory runs out. */
+void *tg_arena_alloc(tg_tape *t, size_t bytes);
+/* An output tensor in the arena; requires_grad when any input needs one. */
+tg_tensor *tg_tape_output(tg_tape *t, int ndim, const int *shape,
+                          tg_tensor *const *inputs, int n_in);
+/* Append a node and run its forward kernel. Returns the node's output, or
+ * NULL on a failed tape. */
+tg_tensor *tg_tape_record(tg_tape *t, const tg_node *n);
+/* True when the tape already failed or any of the inputs is NULL (which
+ * then fails the tape with a message naming op). */
+bool tg_tape_check_inputs(tg_tape *t, const char *op, tg_tensor *const *in, int n);
+
+/* ---- GEMM (src/ops/gemm.c): C = alpha * op(A) op(B) + beta * C ---- */
+void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+             const float *a, int lda, const float *b, int ldb, float beta,
+             float *c, int ldc);
+/* The built-in backend, whatever tg_gemm dispatches to (tests compare them). */
+void tg_gemm_builtin(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta,
+                     float *c, int ldc);
+/* The loss as a double when its node kept one (sum and mean do). */
+double tg_tape_value(const tg_tape *t, const tg_tensor *x);
+
+/* ---- reductions written with independent lanes, so the compiler can
+ * vectorise them without -ffast-math (a float sum is not reassociable). */
+#define TG_LANES 16
+static inline float tg_vsum(const float *x, int n)
+{
+    float acc[TG_LANES] = {0};
+    int j = 0;
+    for (; j + TG_LANES <= n; j += TG_LANES)
+        for (int l = 0; l < TG_LANES; l++)
+            acc[l] += x[j + l];
+    float s = 0.0f;
+    for (; j < n; j++)
+        s += x[j];
+    for (int l = 0; l < TG_LANES; l++)
+        s += acc[l];
+    return s;
+}
+
+static inline float tg_vdot(const float *x, const float *y, int n)
+{
+    float acc[TG_LANES] = {0};
+    int j = 0;
+    for (; j + TG_LANES <= n; j += TG_LANES)
+        for (int l = 0; l < TG_LANES; l++)
+            acc[l] += x[j + l] * y[j + l];
+    float s = 0.0f;
+    for (; j < n; j++)
+        s += x[j] * y[j];
+    for (int l = 0; l < TG_LANES; l++)
+        s += acc[l];
+    return s;
+}
+
+#endif

@@ -1,0 +1,276 @@
+/* The tape: an arena for activations, the list of recorded ops, the sticky
+ * error status, and backward(). */
+#include "tapegrad_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TG_ALIGN 64
+#define TG_DEFAULT_CHUNK ((size_t)1 << 20)
+
+/* Chunks are kept across resets: after the first step every allocation of a
+ * step that repeats the same ops lands in memory the arena already holds. */
+typedef struct tg_chunk {
+    struct tg_chunk *next;
+    size_t cap, used;
+    unsigned char *mem;
+} tg_chunk;
+
+struct tg_tape {
+    tg_chunk *first, *cur;
+    size_t next_chunk;
+    tg_node *nodes;
+    int n_nodes, cap_nodes;
+    tg_status status;
+    char msg[512];
+};
+
+static tg_chunk *chunk_new(size_t cap)
+{
+    tg_chunk *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->mem = aligned_alloc(TG_ALIGN, (cap + TG_ALIGN - 1) / TG_ALIGN * TG_ALIGN);
+    if (!c->mem) {
+        free(c);
+        return NULL;
+    }
+    c->next = NULL;
+    c->cap = cap;
+    c->used = 0;
+    return c;
+}
+
+tg_tape *tg_tape_new(size_t arena_hint)
+{
+    tg_tape *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->next_chunk = arena_hint ? arena_hint : TG_DEFAULT_CHUNK;
+    t->first = t->cur = chunk_new(t->next_chunk);
+    if (!t->first) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void tg_tape_free(tg_tape *t)
+{
+    if (!t)
+        return;
+    for (tg_chunk *c = t->first, *next; c; c = next) {
+        next = c->next;
+        free(c->mem);
+        free(c);
+    }
+    free(t->nodes);
+    free(t);
+}
+
+void tg_tape_reset(tg_tape *t)
+{
+    for (tg_chunk *c = t->first; c; c = c->next)
+        c->used = 0;
+    t->cur = t->first;
+    t->n_nodes = 0;
+    t->status = TG_OK;
+    t->msg[0] = '\0';
+}
+
+tg_status tg_tape_status(const tg_tape *t) { return t ? t->status : TG_ERR_ARG; }
+const char *tg_tape_error(const tg_tape *t) { return t ? t->msg : "tape is NULL"; }
+int tg_tape_length(const tg_tape *t) { return t->n_nodes; }
+
+size_t tg_tape_arena_bytes(const tg_tape *t)
+{
+    size_t total = 0;
+    for (const tg_chunk *c = t->first; c; c = c->next)
+        total += c->cap;
+    return total;
+}
+
+void tg_tape_fail(tg_tape *t, tg_status s, const char *fmt, ...)
+{
+    if (!t || t->status != TG_OK)
+        return;
+    t->status = s;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->msg, sizeof t->msg, fmt, ap);
+    va_end(ap);
+}
+
+void *tg_arena_alloc(tg_tape *t, size_t bytes)
+{
+    if (t->status != TG_OK)
+        return NULL;
+    bytes = (bytes + TG_ALIGN - 1) / TG_ALIGN * TG_ALIGN;
+    /* Try the current chunk, then chunks kept from earlier steps. */
+    for (tg_chunk *c = t->cur; c; c = c->next) {
+        if (c->cap - c->used >= bytes) {
+            void *p = c->mem + c->used;
+            c->used += bytes;
+            t->cur = c;
+            return p;
+        }
+    }
+    size_t cap = t->next_chunk > bytes ? t->next_chunk : bytes;
+    tg_chunk *c = chunk_new(cap);
+    if (!c) {
+        tg_tape_fail(t, TG_ERR_NOMEM, "tg_tape: out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    tg_chunk *last = t->cur;
+    while (last->next)
+        last = last->next;
+    last->next = c;
+    t->next_chunk = cap * 2;
+    c->used = bytes;
+    t->cur = c;
+    return c->mem;
+}
+
+static tg_tensor *arena_tensor(tg_tape *t, int ndim, const int *shape, const char *who)
+{
+    if (ndim < 1 || ndim > TG_MAX_DIMS) {
+        tg_tape_fail(t, TG_ERR_SHAPE, "%s: %d dimensions (1 to %d allowed)", who, ndim, TG_MAX_DIMS);
+        return NULL;
+    }
+    size_t size = tg_shape_size(ndim, shape);
+    if (size == 0) {
+        tg_tape_fail(t, TG_ERR_SHAPE, "%s: every dimension must be positive", who);
+        return NULL;
+    }
+    tg_tensor *x = tg_arena_alloc(t, sizeof *x);
+    float *data = tg_arena_alloc(t, size * sizeof(float));
+    if (!x || !data)
+        return NULL;
+    memset(x, 0, sizeof *x);
+    x->data = data;
+    x->ndim = ndim;
+    memcpy(x->shape, shape, (size_t)ndim * sizeof(int));
+    x->size = size;
+    return x;
+}
+
+tg_tensor *tg_tape_tensor(tg_tape *t, int ndim, const int *shape)
+{
+    if (!t || t->status != TG_OK)
+        return NULL;
+    tg_tensor *x = arena_tensor(t, ndim, shape, "tg_tape_tensor");
+    if (x)
+        memset(x->data, 0, x->size * sizeof(float));
+    return x;
+}
+
+tg_tensor *tg_tape_output(tg_tape *t, int ndim, const int *shape,
+                          tg_tensor *const *inputs, int n_in)
+{
+    tg_tensor *x = arena_tensor(t, ndim, shape, "tg_tape_output");
+    if (!x)
+        return NULL;
+    for (int i = 0; i < n_in; i++)
+        x->requires_grad |= inputs[i]->requires_grad;
+    return x;
+}
+
+bool tg_tape_check_inputs(tg_tape *t, const char *op, tg_tensor *const *in, int n)
+{
+    if (!t)
+        return false;
+    if (t->status != TG_OK)
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (!in[i]) {
+            tg_tape_fail(t, TG_ERR_ARG, "%s: input %d is NULL", op, i);
+            return false;
+        }
+    }
+    return true;
+}
+
+tg_tensor *tg_tape_record(tg_tape *t, const tg_node *n)
+{
+    if (t->status != TG_OK || !n->out)
+        return NULL;
+    if (t->n_nodes == t->cap_nodes) {
+        int cap = t->cap_nodes ? 2 * t->cap_nodes : 256;
+        tg_node *nodes = realloc(t->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes) {
+            tg_tape_fail(t, TG_ERR_NOMEM, "%s: out of memory growing the tape", tg_op_table[n->op].name);
+            return NULL;
+        }
+        t->nodes = nodes;
+        t->cap_nodes = cap;
+    }
+    tg_node *slot = &t->nodes[t->n_nodes++];
+    *slot = *n;
+    tg_op_table[n->op].forward(slot);
+    return slot->out;
+}
+
+tg_tensor *tg_name(tg_tensor *x, const char *name)
+{
+    if (x && name)
+        snprintf(x->name, sizeof x->name, "%s", name);
+    return x;
+}
+
+tg_status tg_backward(tg_tape *t, tg_tensor *loss)
+{
+    if (!t)
+        return TG_ERR_ARG;
+    if (t->status != TG_OK)
+        return t->status;
+    if (!loss || loss->size != 1) {
+        char s[48] = "NULL";
+        if (loss)
+            tg_shape_str(loss, s, sizeof s);
+        tg_tape_fail(t, TG_ERR_SHAPE, "tg_backward: loss must have one element, got %s", s);
+        return t->status;
+    }
+    int last = t->n_nodes - 1;
+    while (last >= 0 && t->nodes[last].out != loss)
+        last--;
+    if (last < 0) {
+        tg_tape_fail(t, TG_ERR_ARG, "tg_backward: loss was not recorded on this tape");
+        return t->status;
+    }
+    if (!isfinite(loss->data[0])) {
+        tg_tape_fail(t, TG_ERR_ARG, "tg_backward: loss is %f", (double)loss->data[0]);
+        return t->status;
+    }
+    /* Activation gradients start at zero; kernels only accumulate. */
+    for (int i = 0; i <= last; i++) {
+        tg_tensor *out = t->nodes[i].out;
+        if (!out->requires_grad)
+            continue;
+        if (!out->grad && !(out->grad = tg_arena_alloc(t, out->size * sizeof(float))))
+            return t->status;
+        memset(out->grad, 0, out->size * sizeof(float));
+    }
+    if (!loss->requires_grad)
+        return TG_OK;
+    loss->grad[0] = 1.0f;
+    for (int i = last; i >= 0; i--) {
+        tg_node *n = &t->nodes[i];
+        if (n->out->requires_grad)
+            tg_op_table[n->op].backward(n);
+    }
+    return TG_OK;
+}
+
+double tg_tape_value(const tg_tape *t, const tg_tensor *x)
+{
+    for (int i = t->n_nodes - 1; i >= 0; i--) {
+        const tg_node *n = &t->nodes[i];
+        if (n->out == x)
+            return (n->op == TG_OP_SUM || n->op == TG_OP_MEAN) ? *(const double *)n->aux
+                                                               : (double)x->data[0];
+    }
+    return (double)x->data[0];
+}

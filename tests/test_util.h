@@ -1,0 +1,30 @@
+/* Helpers shared by the cmocka tests. */
+#ifndef TG_TEST_UTIL_H
+#define TG_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tapegrad.h"
+
+/* A parameter filled from N(0, std), seeded per call site. */
+tg_tensor *tu_param(tg_rng *r, const int *shape, int ndim, float std);
+#define TU_SHAPE(...) ((const int[]){__VA_ARGS__}), (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int))
+
+/* Runs tg_gradcheck with the four-point stencil and fails the test, naming
+ * the worst element, when the relative error exceeds tol. */
+void tu_gradcheck(const char *what, tg_loss_fn fn, void *ctx, tg_tensor *const *wrt, int n, double tol);
+
+/* Loads a fixture written by tests/fixtures/make_fixtures.py: a text file of
+ * whitespace-separated floats. Returns a malloc'd array and its length, or
+ * fails the test when the file is missing. */
+float *tu_fixture(const char *name, size_t *n);
+
+/* Largest |a - b| over n elements. */
+double tu_max_abs_diff(const float *a, const float *b, size_t n);
+
+#endif
