@@ -127,6 +127,70 @@ tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *b
 tg_tensor *tg_sum(tg_tape *t, tg_tensor *x);
 tg_tensor *tg_mean(tg_tape *t, tg_tensor *x);
 
+/* ---- Transformer ops --------------------------------------------------- */
+
+/* Rows of table [V, C] picked by ids (shape ndim/shape, values in [0, V)),
+ * giving shape + [C]. ids are copied. Backward scatters into the table's
+ * gradient; rows picked more than once accumulate. */
+tg_tensor *tg_embedding(tg_tape *t, tg_tensor *table, const int *ids, int ndim, const int *shape);
+/* GELU, tanh approximation (GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+tg_tensor *tg_gelu(tg_tape *t, tg_tensor *x);
+/* Softmax over the last dimension. */
+tg_tensor *tg_softmax(tg_tape *t, tg_tensor *x);
+/* Causal multi-head self-attention on packed projections: qkv is [B, T, 3C]
+ * holding q, k, v side by side (as GPT-2's c_attn produces); heads divide C.
+ * Returns the heads' weighted values merged back to [B, T, C]. Heads are
+ * read and written in place with strides, never copied out. */
+tg_tensor *tg_attention(tg_tape *t, tg_tensor *qkv, int heads);
+/* Mean cross-entropy of logits [..., V] against integer targets (one per
+ * row, in [0, V)), fused with its log-softmax. A target of -1 marks a row to
+ * ignore (PyTorch's ignore_index=-1): it adds nothing and is not counted in
+ * the mean; at least one row must count. Targets are copied. */
+tg_tensor *tg_cross_entropy(tg_tape *t, tg_tensor *logits, const int *targets);
+/* The same data under another shape with as many elements. */
+tg_tensor *tg_reshape(tg_tape *t, tg_tensor *x, int ndim, const int *shape);
+
+/* ---- layers and the GPT (src/nn) --------------------------------------- */
+
+/* x W^T + b for W [out, in] (PyTorch's Linear layout); b may be NULL. */
+tg_tensor *tg_linear(tg_tape *t, tg_tensor *x, tg_tensor *w, tg_tensor *b);
+
+typedef enum tg_norm_place {
+    TG_PRE_LN,   /* x + f(LN(x)), GPT-2 */
+    TG_POST_LN,  /* LN(x + f(x)), the original Transformer */
+} tg_norm_place;
+
+typedef struct tg_gpt_config {
+    int vocab, ctx, layers, heads, dim;
+    tg_norm_place norm;
+    float residual_scale;  /* alpha in alpha * x + f; 0 means 1 */
+} tg_gpt_config;
+
+/* A GPT-2 shaped model: learned token and position embeddings, `layers`
+ * blocks, a final LayerNorm, and an output head tied to the token embedding.
+ * params are named and ordered as nanoGPT's model.named_parameters(). */
+typedef struct tg_gpt {
+    tg_gpt_config cfg;
+    int n_params;
+    tg_tensor **params;
+    int *positions;  /* 0 .. ctx-1, fed to the position embedding */
+} tg_gpt;
+
+/* Checks cfg (message in err on failure) and initialises the weights from
+ * seed: normal(0, 0.02), residual output projections normal(0, 0.02 /
+ * sqrt(2 * layers)), biases 0, LayerNorm gamma 1 and beta 0. */
+tg_gpt *tg_gpt_new(const tg_gpt_config *cfg, uint64_t seed, char *err, size_t errlen);
+void tg_gpt_free(tg_gpt *m);
+tg_tensor *tg_gpt_param(const tg_gpt *m, const char *name);
+/* Logits [B, T, vocab] for ids [B, T]; T at most cfg.ctx. */
+tg_tensor *tg_gpt_logits(tg_tape *t, const tg_gpt *m, const int *ids, int batch, int len);
+/* Mean cross-entropy of the next-token predictions (targets -1 ignored). */
+tg_tensor *tg_gpt_loss(tg_tape *t, const tg_gpt *m, const int *ids, const int *targets, int batch, int len);
+
+/* Threads for OpenMP kernels and OpenBLAS; n < 1 leaves the default.
+ * Returns the number in force. */
+int tg_set_threads(int n);
+
 /* ---- optimizers (src/optim) ------------------------------------------- */
 
 /* The optimizer keeps its own copy of the list and one state buffer per
@@ -137,13 +201,70 @@ tg_sgd *tg_sgd_new(tg_tensor *const *params, int n, float momentum, float weight
 void tg_sgd_step(tg_sgd *o, float lr);
 void tg_sgd_free(tg_sgd *o);
 
+/* AdamW with decoupled weight decay and bias correction (as PyTorch):
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  t += 1
+ *   w -= lr * (wd * w + (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps))
+ * (the decay term uses the weight before the update). */
+typedef struct tg_adamw tg_adamw;
+tg_adamw *tg_adamw_new(tg_tensor *const *params, int n, float beta1, float beta2, float eps,
+                       float weight_decay);
+void tg_adamw_step(tg_adamw *o, float lr);
+void tg_adamw_free(tg_adamw *o);
+/* State, for checkpoints: steps taken, and the moments of parameter i. */
+long tg_adamw_steps(const tg_adamw *o);
+void tg_adamw_set_steps(tg_adamw *o, long steps);
+float *tg_adamw_m(tg_adamw *o, int i);
+float *tg_adamw_v(tg_adamw *o, int i);
+
+/* Scales all gradients so their global L2 norm is at most max_norm (when
+ * max_norm > 0); returns the norm before clipping. */
+float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);
+/* Linear warm-up from 0 over warmup steps, then cosine decay from lr to
+ * min_lr at step total (nanoGPT's get_lr); min_lr after that. */
+float tg_lr_schedule(long step, long warmup, long total, float lr, float min_lr);
+
+/* ---- safetensors files (src/nn/safetensors.c) --------------------------- */
+
+typedef enum tg_dtype { TG_F32, TG_I32 } tg_dtype;
+
+/* One tensor to write or read: data is float* for TG_F32, int32_t* for TG_I32. */
+typedef struct tg_st_tensor {
+    const char *name;
+    tg_dtype dtype;
+    int ndim;
+    int shape[TG_MAX_DIMS];
+    const void *data;
+} tg_st_tensor;
+
+/* Writes the tensors (in this order) and the string pairs meta_keys[i] ->
+ * meta_values[i] under "__metadata__" to path + ".tmp", flushes it and
+ * renames it over path, so a crash never leaves half a file. On failure
+ * returns TG_ERR_IO with a message naming the file in err. */
+tg_status tg_safetensors_write(const char *path, const tg_st_tensor *tensors, int n,
+                               const char *const *meta_keys, const char *const *meta_values,
+                               int n_meta, char *err, size_t errlen);
+
+/* A file read whole and checked: header length, JSON, every tensor's dtype,
+ * shape and byte range inside the file. NULL with a message in err when the
+ * file is missing, truncated or corrupt. */
+typedef struct tg_st_file tg_st_file;
+tg_st_file *tg_safetensors_read(const char *path, char *err, size_t errlen);
+void tg_safetensors_close(tg_st_file *f);
+int tg_safetensors_count(const tg_st_file *f);
+/* The tensor named name (NULL when absent); its data is aligned for its type. */
+const tg_st_tensor *tg_safetensors_find(const tg_st_file *f, const char *name);
+const tg_st_tensor *tg_safetensors_at(const tg_st_file *f, int i);
+/* A "__metadata__" value, NULL when absent. */
+const char *tg_safetensors_meta(const tg_st_file *f, const char *key);
+
 /* ---- gradient checking --------------------------------------------------- */
 
 /* Builds a scalar loss on the tape from whatever ctx holds. */
 typedef tg_tensor *(*tg_loss_fn)(tg_tape *t, void *ctx);
 
 typedef struct tg_gradcheck_opts {
-    double step;        /* finite-difference step h (relative to max(1,|x|)); 0: 1e-3 */
+    double step;        /* finite-difference step h, times max(1,|x|); 0: 1e-3 */
+    bool absolute_step; /* h as given, not scaled by |x| (for inputs like 1e4) */
     bool four_point;    /* (-f(2h) + 8f(h) - 8f(-h) + f(-2h)) / 12h instead of 2-point */
     size_t max_checks;  /* elements per tensor to probe, spread evenly; 0: all */
     double abs_floor;   /* denominator floor of the relative error; 0: 1e-3 */

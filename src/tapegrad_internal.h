@@ -17,6 +17,12 @@ typedef enum tg_op {
     TG_OP_LAYERNORM,
     TG_OP_SUM,
     TG_OP_MEAN,
+    TG_OP_EMBEDDING,
+    TG_OP_GELU,
+    TG_OP_SOFTMAX,
+    TG_OP_ATTENTION,
+    TG_OP_CROSS_ENTROPY,
+    TG_OP_RESHAPE,
     TG_OP_COUNT
 } tg_op;
 
@@ -54,6 +60,12 @@ TG_DECLARE_OP(residual)
 TG_DECLARE_OP(layernorm)
 TG_DECLARE_OP(sum)
 TG_DECLARE_OP(mean)
+TG_DECLARE_OP(embedding)
+TG_DECLARE_OP(gelu)
+TG_DECLARE_OP(softmax)
+TG_DECLARE_OP(attention)
+TG_DECLARE_OP(cross_entropy)
+TG_DECLARE_OP(reshape)
 #undef TG_DECLARE_OP
 
 /* ---- arena and recording (src/tensor/tape.c) ---- */

@@ -85,7 +85,7 @@ tg_status tg_gradcheck(tg_loss_fn fn, void *ctx, tg_tensor *const *wrt, int n_wr
         }
         memcpy(analytic, p->grad, p->size * sizeof(float));
         for (size_t idx = 0; idx < p->size && s == TG_OK; idx += stride) {
-            double h = step * fmax(1.0, fabs((double)p->data[idx])), num;
+            double h = o.absolute_step ? step : step * fmax(1.0, fabs((double)p->data[idx])), num;
             s = numeric_grad(t, fn, ctx, &p->data[idx], h, o.four_point, &num);
             if (s == TG_OK)
                 compare(res, analytic[idx], num, floor, ti, idx);

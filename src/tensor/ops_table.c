@@ -10,6 +10,12 @@ const tg_op_def tg_op_table[] = {
     [TG_OP_LAYERNORM] = {"layernorm", tg_layernorm_forward, tg_layernorm_backward},
     [TG_OP_SUM] = {"sum", tg_sum_forward, tg_sum_backward},
     [TG_OP_MEAN] = {"mean", tg_mean_forward, tg_mean_backward},
+    [TG_OP_EMBEDDING] = {"embedding", tg_embedding_forward, tg_embedding_backward},
+    [TG_OP_GELU] = {"gelu", tg_gelu_forward, tg_gelu_backward},
+    [TG_OP_SOFTMAX] = {"softmax", tg_softmax_forward, tg_softmax_backward},
+    [TG_OP_ATTENTION] = {"attention", tg_attention_forward, tg_attention_backward},
+    [TG_OP_CROSS_ENTROPY] = {"cross_entropy", tg_cross_entropy_forward, tg_cross_entropy_backward},
+    [TG_OP_RESHAPE] = {"reshape", tg_reshape_forward, tg_reshape_backward},
 };
 
 /* Catches an op added to the enum after the last entry here; a gap in the

@@ -1,0 +1,182 @@
+/* A GPT-2 shaped Transformer, parameters named as nanoGPT's model:
+ *
+ *   x = wte[ids] + wpe[0..T-1]
+ *   each block, Pre-LN:  x = a*x + attn(ln_1(x));   x = a*x + mlp(ln_2(x))
+ *               Post-LN: x = ln_1(a*x + attn(x));   x = ln_2(a*x + mlp(x))
+ *   logits = ln_f(x) wte^T          (the head is tied to the embedding)
+ *
+ *   attn(x) = c_proj(attention(c_attn(x)))    causal, heads split from c_attn
+ *   mlp(x)  = c_proj(gelu(c_fc(x)))           4x width, tanh GELU
+ *
+ * Linear weights are [out, in]; every Linear has a bias; LayerNorm eps 1e-5.
+ * a is cfg.residual_scale (1 for GPT-2). */
+#include "tapegrad_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LN_EPS 1e-5f
+#define PER_BLOCK 12
+
+/* Offsets of a block's tensors in params, in named_parameters() order. */
+enum { LN1_W, LN1_B, ATTN_W, ATTN_B, APROJ_W, APROJ_B, LN2_W, LN2_B, FC_W, FC_B, MPROJ_W, MPROJ_B };
+
+static const char *const block_names[PER_BLOCK] = {
+    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+    "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
+
+static bool check_config(const tg_gpt_config *c, char *err, size_t errlen)
+{
+    const char *bad = NULL;
+    if (c->vocab < 1) bad = "vocab must be at least 1";
+    else if (c->ctx < 1) bad = "ctx must be at least 1";
+    else if (c->layers < 1) bad = "layers must be at least 1";
+    else if (c->dim < 1) bad = "dim must be at least 1";
+    else if (c->heads < 1 || c->dim % c->heads) bad = "heads must divide dim";
+    else if (c->norm != TG_PRE_LN && c->norm != TG_POST_LN) bad = "norm must be TG_PRE_LN or TG_POST_LN";
+    else if (!isfinite(c->residual_scale) || c->residual_scale < 0) bad = "residual_scale must be finite and >= 0";
+    if (bad && err && errlen)
+        snprintf(err, errlen, "tg_gpt_new: %s (vocab %d, ctx %d, layers %d, heads %d, dim %d)", bad,
+                 c->vocab, c->ctx, c->layers, c->heads, c->dim);
+    return !bad;
+}
+
+static tg_tensor *new_param(tg_gpt *m, int rows, int cols, const char *name)
+{
+    int shape[2] = {rows, cols};
+    tg_tensor *p = tg_param_new(cols ? 2 : 1, shape, name);
+    if (p)
+        m->params[m->n_params++] = p;
+    return p;
+}
+
+/* Shapes in named_parameters() order; false when memory runs out. */
+static bool alloc_params(tg_gpt *m)
+{
+    const tg_gpt_config *c = &m->cfg;
+    int d = c->dim;
+    char name[64];
+    if (!new_param(m, c->vocab, d, "transformer.wte.weight") || !new_param(m, c->ctx, d, "transformer.wpe.weight"))
+        return false;
+    const int shapes[PER_BLOCK][2] = {{d, 0}, {d, 0}, {3 * d, d}, {3 * d, 0}, {d, d}, {d, 0},
+                                      {d, 0}, {d, 0}, {4 * d, d}, {4 * d, 0}, {d, 4 * d}, {d, 0}};
+    for (int l = 0; l < c->layers; l++)
+        for (int k = 0; k < PER_BLOCK; k++) {
+            snprintf(name, sizeof name, "transformer.h.%d.%s", l, block_names[k]);
+            if (!new_param(m, shapes[k][0], shapes[k][1], name))
+                return false;
+        }
+    return new_param(m, d, 0, "transformer.ln_f.weight") && new_param(m, d, 0, "transformer.ln_f.bias");
+}
+
+static void init_params(tg_gpt *m, uint64_t seed)
+{
+    tg_rng r;
+    tg_rng_seed(&r, seed);
+    float proj_std = 0.02f / sqrtf(2.0f * (float)m->cfg.layers);
+    for (int i = 0; i < m->n_params; i++) {
+        tg_tensor *p = m->params[i];
+        size_t len = strlen(p->name);
+        bool is_ln = strstr(p->name, "ln_") != NULL;
+        bool is_weight = len > 7 && !strcmp(p->name + len - 7, ".weight");
+        if (is_ln)
+            tg_fill(p, is_weight ? 1.0f : 0.0f);
+        else if (!is_weight)
+            tg_fill(p, 0.0f);
+        else
+            tg_fill_normal(p, &r, 0.0f, strstr(p->name, "c_proj.weight") ? proj_std : 0.02f);
+    }
+}
+
+tg_gpt *tg_gpt_new(const tg_gpt_config *cfg, uint64_t seed, char *err, size_t errlen)
+{
+    if (!cfg || !check_config(cfg, err, errlen))
+        return NULL;
+    tg_gpt *m = calloc(1, sizeof *m);
+    if (!m)
+        goto oom;
+    m->cfg = *cfg;
+    if (m->cfg.residual_scale == 0.0f)
+        m->cfg.residual_scale = 1.0f;
+    m->params = calloc((size_t)(PER_BLOCK * cfg->layers + 4), sizeof *m->params);
+    m->positions = malloc((size_t)cfg->ctx * sizeof *m->positions);
+    if (!m->params || !m->positions || !alloc_params(m))
+        goto oom;
+    for (int i = 0; i < cfg->ctx; i++)
+        m->positions[i] = i;
+    init_params(m, seed);
+    return m;
+oom:
+    tg_gpt_free(m);
+    if (err && errlen)
+        snprintf(err, errlen, "tg_gpt_new: out of memory");
+    return NULL;
+}
+
+void tg_gpt_free(tg_gpt *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n_params; i++)
+        tg_param_free(m->params[i]);
+    free(m->params);
+    free(m->positions);
+    free(m);
+}
+
+tg_tensor *tg_gpt_param(const tg_gpt *m, const char *name)
+{
+    for (int i = 0; m && name && i < m->n_params; i++)
+        if (!strcmp(m->params[i]->name, name))
+            return m->params[i];
+    return NULL;
+}
+
+static tg_tensor *attn(tg_tape *t, tg_tensor *const *p, tg_tensor *x, int heads)
+{
+    tg_tensor *qkv = tg_linear(t, x, p[ATTN_W], p[ATTN_B]);
+    return tg_linear(t, tg_attention(t, qkv, heads), p[APROJ_W], p[APROJ_B]);
+}
+
+static tg_tensor *mlp(tg_tape *t, tg_tensor *const *p, tg_tensor *x)
+{
+    return tg_linear(t, tg_gelu(t, tg_linear(t, x, p[FC_W], p[FC_B])), p[MPROJ_W], p[MPROJ_B]);
+}
+
+static tg_tensor *block(tg_tape *t, const tg_gpt *m, int layer, tg_tensor *x)
+{
+    tg_tensor *const *p = m->params + 2 + PER_BLOCK * layer;
+    float a = m->cfg.residual_scale;
+    if (m->cfg.norm == TG_PRE_LN) {
+        x = tg_residual_scaled(t, x, attn(t, p, tg_layernorm(t, x, p[LN1_W], p[LN1_B], LN_EPS), m->cfg.heads), a);
+        return tg_residual_scaled(t, x, mlp(t, p, tg_layernorm(t, x, p[LN2_W], p[LN2_B], LN_EPS)), a);
+    }
+    x = tg_layernorm(t, tg_residual_scaled(t, x, attn(t, p, x, m->cfg.heads), a), p[LN1_W], p[LN1_B], LN_EPS);
+    return tg_layernorm(t, tg_residual_scaled(t, x, mlp(t, p, x), a), p[LN2_W], p[LN2_B], LN_EPS);
+}
+
+tg_tensor *tg_gpt_logits(tg_tape *t, const tg_gpt *m, const int *ids, int batch, int len)
+{
+    if (!t || tg_tape_status(t) != TG_OK)
+        return NULL;
+    if (!m || batch < 1 || len < 1 || len > m->cfg.ctx) {
+        tg_tape_fail(t, TG_ERR_ARG, "tg_gpt_logits: batch %d and length %d must be positive, length at most ctx %d",
+                     batch, len, m ? m->cfg.ctx : 0);
+        return NULL;
+    }
+    tg_tensor *tok = tg_embedding(t, m->params[0], ids, 2, (int[]){batch, len});
+    tg_tensor *pos = tg_embedding(t, m->params[1], m->positions, 1, (int[]){len});
+    tg_tensor *x = tg_add(t, tok, pos);
+    for (int l = 0; l < m->cfg.layers; l++)
+        x = block(t, m, l, x);
+    tg_tensor *const *f = m->params + 2 + PER_BLOCK * m->cfg.layers;
+    return tg_matmul(t, tg_layernorm(t, x, f[0], f[1], LN_EPS), m->params[0], false, true);
+}
+
+tg_tensor *tg_gpt_loss(tg_tape *t, const tg_gpt *m, const int *ids, const int *targets, int batch, int len)
+{
+    return tg_cross_entropy(t, tg_gpt_logits(t, m, ids, batch, len), targets);
+}

@@ -1,0 +1,144 @@
+/* Causal multi-head self-attention on packed projections qkv [B, T, 3C]
+ * (q, k, v side by side, head h owning columns h*D .. h*D+D-1 of each, with
+ * D = C / heads). For one batch entry and head, with scale = 1/sqrt(D):
+ *
+ *   S[t,s] = scale * q_t . k_s  (s <= t; later s masked out)
+ *   P = softmax over s of S;    y_t = sum_s P[t,s] v_s
+ *
+ * Backward, with dy_t the gradient of y_t:
+ *   dP[t,s] = dy_t . v_s;       dv_s += P[t,s] dy_t
+ *   dS = P * (dP - sum_s P dP)  (the softmax backward)
+ *   dq_t += scale * sum_s dS[t,s] k_s;   dk_s += scale * dS[t,s] q_t
+ *
+ * Heads are read and written in place through strides; P [B, heads, T, T] is
+ * kept from the forward, followed by T floats of scratch per (batch, head). Each (batch, head) pair touches its own columns, so
+ * the pairs run in parallel with no races and no reductions across threads:
+ * the result does not depend on the thread count. */
+#include "tapegrad_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct attn_dims {
+    int b, t, c, heads, d;
+} attn_dims;
+
+static attn_dims dims_of(const tg_node *n)
+{
+    const tg_tensor *qkv = n->in[0];
+    int heads = n->i[0], c = qkv->shape[2] / 3;
+    return (attn_dims){qkv->shape[0], qkv->shape[1], c, heads, c / heads};
+}
+
+tg_tensor *tg_attention(tg_tape *t, tg_tensor *qkv, int heads)
+{
+    if (!tg_tape_check_inputs(t, "tg_attention", &qkv, 1))
+        return NULL;
+    char s[48];
+    if (qkv->ndim != 3 || qkv->shape[2] % 3) {
+        tg_tape_fail(t, TG_ERR_SHAPE, "tg_attention: qkv must be [B,T,3C], got %s",
+                     tg_shape_str(qkv, s, sizeof s));
+        return NULL;
+    }
+    int c = qkv->shape[2] / 3;
+    if (heads < 1 || c % heads) {
+        tg_tape_fail(t, TG_ERR_ARG, "tg_attention: %d heads do not divide C = %d", heads, c);
+        return NULL;
+    }
+    tg_node n = {.op = TG_OP_ATTENTION, .n_in = 1, .in = {qkv}, .i = {heads}};
+    n.out = tg_tape_output(t, 3, (int[]){qkv->shape[0], qkv->shape[1], c}, &qkv, 1);
+    size_t pairs = (size_t)qkv->shape[0] * heads, tt = (size_t)qkv->shape[1];
+    if (!(n.aux = tg_arena_alloc(t, pairs * (tt * tt + tt) * sizeof(float))))
+        return NULL;
+    return tg_tape_record(t, &n);
+}
+
+/* Row t of P and y for one (batch, head). */
+static void forward_row(const attn_dims *a, const float *base, float *p, float *y, int t)
+{
+    const int stride = 3 * a->c;
+    const float scale = 1.0f / sqrtf((float)a->d);
+    const float *q = base + (size_t)t * stride;
+    float m = -INFINITY, sum = 0.0f;
+    for (int s = 0; s <= t; s++) {
+        p[s] = scale * tg_vdot(q, base + (size_t)s * stride + a->c, a->d);
+        m = p[s] > m ? p[s] : m;
+    }
+    for (int s = 0; s <= t; s++) {
+        p[s] = expf(p[s] - m);
+        sum += p[s];
+    }
+    memset(y, 0, (size_t)a->d * sizeof(float));
+    for (int s = 0; s <= t; s++) {
+        p[s] /= sum;
+        const float *v = base + (size_t)s * stride + 2 * a->c;
+        for (int j = 0; j < a->d; j++)
+            y[j] += p[s] * v[j];
+    }
+    for (int s = t + 1; s < a->t; s++)
+        p[s] = 0.0f;
+}
+
+void tg_attention_forward(tg_node *n)
+{
+    attn_dims a = dims_of(n);
+    float *probs = n->aux;
+    int pairs = a.b * a.heads;
+#pragma omp parallel for schedule(static) if (pairs > 1 && (long)a.t * a.t * a.c > 16384)
+    for (int bh = 0; bh < pairs; bh++) {
+        int b = bh / a.heads, h = bh % a.heads;
+        const float *base = n->in[0]->data + (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
+        float *p = probs + (size_t)bh * a.t * a.t;
+        for (int t = 0; t < a.t; t++)
+            forward_row(&a, base, p + (size_t)t * a.t,
+                        n->out->data + ((size_t)b * a.t + t) * a.c + (size_t)h * a.d, t);
+    }
+}
+
+/* Row t's share of the backward for one (batch, head); dp is scratch. */
+static void backward_row(const attn_dims *a, const float *base, float *dbase, const float *p,
+                         const float *dy, float *dp, int t)
+{
+    const int stride = 3 * a->c;
+    const float scale = 1.0f / sqrtf((float)a->d);
+    float dot = 0.0f;
+    for (int s = 0; s <= t; s++) {
+        const float *v = base + (size_t)s * stride + 2 * a->c;
+        float *dv = dbase + (size_t)s * stride + 2 * a->c;
+        dp[s] = tg_vdot(dy, v, a->d);
+        dot += p[s] * dp[s];
+        for (int j = 0; j < a->d; j++)
+            dv[j] += p[s] * dy[j];
+    }
+    const float *q = base + (size_t)t * stride;
+    float *dq = dbase + (size_t)t * stride;
+    for (int s = 0; s <= t; s++) {
+        float ds = scale * p[s] * (dp[s] - dot);
+        const float *k = base + (size_t)s * stride + a->c;
+        float *dk = dbase + (size_t)s * stride + a->c;
+        for (int j = 0; j < a->d; j++) {
+            dq[j] += ds * k[j];
+            dk[j] += ds * q[j];
+        }
+    }
+}
+
+void tg_attention_backward(tg_node *n)
+{
+    if (!n->in[0]->grad)
+        return;
+    attn_dims a = dims_of(n);
+    const float *probs = n->aux;
+    int pairs = a.b * a.heads;
+    float *scratch = (float *)n->aux + (size_t)pairs * a.t * a.t;
+#pragma omp parallel for schedule(static) if (pairs > 1 && (long)a.t * a.t * a.c > 16384)
+    for (int bh = 0; bh < pairs; bh++) {
+        int b = bh / a.heads, h = bh % a.heads;
+        size_t off = (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
+        float *dp = scratch + (size_t)bh * a.t;
+        for (int t = 0; t < a.t; t++)
+            backward_row(&a, n->in[0]->data + off, n->in[0]->grad + off,
+                         probs + ((size_t)bh * a.t + t) * a.t,
+                         n->out->grad + ((size_t)b * a.t + t) * a.c + (size_t)h * a.d, dp, t);
+    }
+}

@@ -1,0 +1,47 @@
+/* GELU, tanh approximation (GPT-2):
+ *   u = s (x + a x^3),  s = sqrt(2/pi),  a = 0.044715
+ *   y = 0.5 x (1 + tanh u)
+ *   dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) s (1 + 3 a x^2) */
+#include "tapegrad_internal.h"
+
+#include <math.h>
+
+#define GELU_S 0.7978845608028654f
+#define GELU_A 0.044715f
+
+tg_tensor *tg_gelu(tg_tape *t, tg_tensor *x)
+{
+    if (!tg_tape_check_inputs(t, "tg_gelu", &x, 1))
+        return NULL;
+    tg_node n = {.op = TG_OP_GELU, .n_in = 1, .in = {x}};
+    n.out = tg_tape_output(t, x->ndim, x->shape, &x, 1);
+    return tg_tape_record(t, &n);
+}
+
+void tg_gelu_forward(tg_node *n)
+{
+    const float *x = n->in[0]->data;
+    float *y = n->out->data;
+    long size = (long)n->out->size;
+#pragma omp parallel for schedule(static) if (size > 65536)
+    for (long i = 0; i < size; i++) {
+        float u = GELU_S * (x[i] + GELU_A * x[i] * x[i] * x[i]);
+        y[i] = 0.5f * x[i] * (1.0f + tanhf(u));
+    }
+}
+
+void tg_gelu_backward(tg_node *n)
+{
+    const float *x = n->in[0]->data, *dy = n->out->grad;
+    float *dx = n->in[0]->grad;
+    long size = (long)n->out->size;
+    if (!dx)
+        return;
+#pragma omp parallel for schedule(static) if (size > 65536)
+    for (long i = 0; i < size; i++) {
+        float xi = x[i];
+        float th = tanhf(GELU_S * (xi + GELU_A * xi * xi * xi));
+        float d = 0.5f * (1.0f + th) + 0.5f * xi * (1.0f - th * th) * GELU_S * (1.0f + 3.0f * GELU_A * xi * xi);
+        dx[i] += d * dy[i];
+    }
+}

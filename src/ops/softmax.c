@@ -1,0 +1,144 @@
+/* Softmax over the last dimension, and cross-entropy fused with its
+ * log-softmax.
+ *
+ * softmax:  y = exp(x - max) / sum exp(x - max);   dx = y * (dy - sum(dy * y))
+ * cross-entropy over the R rows whose target c_r is not -1 (ignored rows add
+ * nothing and get no gradient):
+ *   loss = (1/R) sum_r (lse_r - x[r, c_r]),  lse = max + log sum exp(x - max)
+ *   dx[r, j] = dloss / R * (softmax(x_r)_j - [j == c_r])
+ * Subtracting the row max keeps exp() finite for any logits (1e4 included).
+ * The max and log-sum are cached per row, apart: lse - x[c] is formed as
+ * (max - x[c]) + log-sum, so large logits lose nothing to rounding, and the
+ * backward recomputes softmax without another pass for the max or the sum. */
+#include "tapegrad_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static float row_max(const float *x, int n)
+{
+    float m = x[0];
+    for (int j = 1; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+tg_tensor *tg_softmax(tg_tape *t, tg_tensor *x)
+{
+    if (!tg_tape_check_inputs(t, "tg_softmax", &x, 1))
+        return NULL;
+    tg_node n = {.op = TG_OP_SOFTMAX, .n_in = 1, .in = {x}};
+    n.out = tg_tape_output(t, x->ndim, x->shape, &x, 1);
+    return tg_tape_record(t, &n);
+}
+
+void tg_softmax_forward(tg_node *n)
+{
+    int c = tg_cols(n->out);
+    long rows = (long)tg_rows(n->out);
+#pragma omp parallel for schedule(static) if (rows * c > 65536)
+    for (long r = 0; r < rows; r++) {
+        const float *x = n->in[0]->data + r * c;
+        float *y = n->out->data + r * c;
+        float m = row_max(x, c), sum = 0.0f;
+        for (int j = 0; j < c; j++) {
+            y[j] = expf(x[j] - m);
+            sum += y[j];
+        }
+        for (int j = 0; j < c; j++)
+            y[j] /= sum;
+    }
+}
+
+void tg_softmax_backward(tg_node *n)
+{
+    if (!n->in[0]->grad)
+        return;
+    int c = tg_cols(n->out);
+    long rows = (long)tg_rows(n->out);
+#pragma omp parallel for schedule(static) if (rows * c > 65536)
+    for (long r = 0; r < rows; r++) {
+        const float *y = n->out->data + r * c, *dy = n->out->grad + r * c;
+        float *dx = n->in[0]->grad + r * c;
+        float dot = tg_vdot(dy, y, c);
+        for (int j = 0; j < c; j++)
+            dx[j] += y[j] * (dy[j] - dot);
+    }
+}
+
+tg_tensor *tg_cross_entropy(tg_tape *t, tg_tensor *logits, const int *targets)
+{
+    if (!tg_tape_check_inputs(t, "tg_cross_entropy", &logits, 1))
+        return NULL;
+    if (!targets) {
+        tg_tape_fail(t, TG_ERR_ARG, "tg_cross_entropy: targets are NULL");
+        return NULL;
+    }
+    size_t rows = tg_rows(logits), counted = 0;
+    int vocab = tg_cols(logits);
+    for (size_t r = 0; r < rows; r++) {
+        counted += targets[r] != -1;
+        if (targets[r] < -1 || targets[r] >= vocab) {
+            tg_tape_fail(t, TG_ERR_ARG, "tg_cross_entropy: target %d at row %zu is outside [0,%d)",
+                         targets[r], r, vocab);
+            return NULL;
+        }
+    }
+    if (!counted) {
+        tg_tape_fail(t, TG_ERR_ARG, "tg_cross_entropy: every one of the %zu targets is -1 (ignored)", rows);
+        return NULL;
+    }
+    tg_node n = {.op = TG_OP_CROSS_ENTROPY, .n_in = 1, .in = {logits}, .i = {(int)counted}};
+    n.out = tg_tape_output(t, 1, (int[]){1}, &logits, 1);
+    /* aux: the targets, then (max, log-sum) per row. */
+    if (!(n.aux = tg_arena_alloc(t, rows * (sizeof(int) + 2 * sizeof(float)))))
+        return NULL;
+    memcpy(n.aux, targets, rows * sizeof(int));
+    return tg_tape_record(t, &n);
+}
+
+void tg_cross_entropy_forward(tg_node *n)
+{
+    const tg_tensor *lt = n->in[0];
+    int c = tg_cols(lt);
+    long rows = (long)tg_rows(lt);
+    const int *target = n->aux;
+    float *stats = (float *)(target + rows);
+#pragma omp parallel for schedule(static) if (rows * c > 65536)
+    for (long r = 0; r < rows; r++) {
+        const float *x = lt->data + r * c;
+        float m = row_max(x, c), sum = 0.0f;
+        for (int j = 0; j < c; j++)
+            sum += expf(x[j] - m);
+        stats[2 * r] = m;
+        stats[2 * r + 1] = logf(sum);
+    }
+    /* Summed in row order, so the loss is the same for any thread count. */
+    double total = 0.0;
+    for (long r = 0; r < rows; r++)
+        if (target[r] >= 0)
+            total += (double)(stats[2 * r] - lt->data[r * c + target[r]]) + (double)stats[2 * r + 1];
+    n->out->data[0] = (float)(total / (double)n->i[0]);
+}
+
+void tg_cross_entropy_backward(tg_node *n)
+{
+    const tg_tensor *lt = n->in[0];
+    if (!lt->grad)
+        return;
+    int c = tg_cols(lt);
+    long rows = (long)tg_rows(lt);
+    const int *target = n->aux;
+    const float *stats = (const float *)(target + rows);
+    float g = n->out->grad[0] / (float)n->i[0];
+#pragma omp parallel for schedule(static) if (rows * c > 65536)
+    for (long r = 0; r < rows; r++) {
+        if (target[r] < 0)
+            continue;
+        const float *x = lt->data + r * c;
+        float *dx = lt->grad + r * c, m = stats[2 * r], logsum = stats[2 * r + 1];
+        for (int j = 0; j < c; j++)
+            dx[j] += g * expf((x[j] - m) - logsum);
+        dx[target[r]] -= g;
+    }
+}

@@ -1,0 +1,253 @@
+/* The Transformer ops against finite differences: embedding (with repeated
+ * ids), GELU, softmax, causal attention, cross-entropy (including a row of
+ * logits all 1e4) and reshape. Loss = sum(op(...) * w) for a fixed random w,
+ * or the cross-entropy itself. Tolerance 2e-2 relative (four-point stencil);
+ * a wrong formula gives O(1). */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#define TOL 2e-2
+
+typedef struct ctx {
+    tg_tensor *x, *w;
+    int kind, heads;
+    const int *ids;
+    int ids_shape[3], ids_ndim;
+} ctx;
+
+enum { EMBED, GELU, SOFTMAX, ATTENTION, XENT, RESHAPE };
+
+static tg_tensor *build(tg_tape *t, void *p)
+{
+    ctx *c = p;
+    tg_tensor *y = NULL;
+    switch (c->kind) {
+    case EMBED: y = tg_embedding(t, c->x, c->ids, c->ids_ndim, c->ids_shape); break;
+    case GELU: y = tg_gelu(t, c->x); break;
+    case SOFTMAX: y = tg_softmax(t, c->x); break;
+    case ATTENTION: y = tg_attention(t, c->x, c->heads); break;
+    case XENT: return tg_cross_entropy(t, c->x, c->ids);
+    case RESHAPE: y = tg_reshape(t, c->x, 2, (int[]){(int)c->x->size / 6, 6}); break;
+    }
+    return tg_sum(t, tg_mul(t, y, c->w));
+}
+
+static tg_tensor *weights(tg_rng *r, const tg_tensor *like)
+{
+    tg_tensor *w = tg_param_new(like->ndim, like->shape, "w");
+    assert_non_null(w);
+    tg_fill_normal(w, r, 0.0f, 1.0f);
+    w->requires_grad = false;
+    return w;
+}
+
+static void test_embedding(void **s)
+{
+    (void)s;
+    tg_rng r;
+    tg_rng_seed(&r, 1);
+    static const int ids[] = {3, 1, 3, 0, 3, 4, 1, 1};
+    ctx c = {.kind = EMBED, .ids = ids, .ids_shape = {2, 4}, .ids_ndim = 2};
+    c.x = tu_param(&r, TU_SHAPE(5, 7), 1.0f);
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *y = tg_embedding(t, c.x, ids, 2, c.ids_shape);
+    assert_int_equal(y->ndim, 3);
+    assert_int_equal(y->shape[2], 7);
+    c.w = weights(&r, y);
+    tg_tape_free(t);
+    tu_gradcheck("embedding", build, &c, &c.x, 1, TOL);
+    /* Row 2 is never picked: its gradient is exactly zero; row 3 (picked
+     * three times) gets the sum of three slices of w. */
+    for (int j = 0; j < 7; j++) {
+        assert_float_equal(c.x->grad[2 * 7 + j], 0.0f, 0.0f);
+        float expect = c.w->data[0 * 7 + j] + c.w->data[2 * 7 + j] + c.w->data[4 * 7 + j];
+        assert_float_equal(c.x->grad[3 * 7 + j], expect, 1e-6f);
+    }
+    tg_param_free(c.x);
+    tg_param_free(c.w);
+}
+
+static void check_unary(int kind, const char *name, int rows, int cols, float std)
+{
+    tg_rng r;
+    tg_rng_seed(&r, (uint64_t)(rows * 31 + cols));
+    ctx c = {.kind = kind};
+    c.x = tu_param(&r, TU_SHAPE(rows, cols), std);
+    c.w = weights(&r, c.x);
+    char what[64];
+    snprintf(what, sizeof what, "%s [%d,%d]", name, rows, cols);
+    tu_gradcheck(what, build, &c, &c.x, 1, TOL);
+    tg_param_free(c.x);
+    tg_param_free(c.w);
+}
+
+static void test_gelu(void **s)
+{
+    (void)s;
+    check_unary(GELU, "gelu", 4, 33, 2.0f);
+    check_unary(GELU, "gelu", 1, 769, 1.0f);
+}
+
+/* Known values of the tanh approximation (computed with its formula in
+ * double): GELU(0) = 0, GELU(1) = 0.841192, GELU(-3) = -0.00363739. */
+static void test_gelu_values(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *x = tg_tape_tensor(t, 1, (int[]){3});
+    x->data[0] = 0.0f;
+    x->data[1] = 1.0f;
+    x->data[2] = -3.0f;
+    tg_tensor *y = tg_gelu(t, x);
+    assert_float_equal(y->data[0], 0.0f, 0.0f);
+    assert_float_equal(y->data[1], 0.8411920f, 2e-6f);
+    assert_float_equal(y->data[2], -0.0036373920f, 1e-7f);
+    tg_tape_free(t);
+}
+
+static void test_softmax(void **s)
+{
+    (void)s;
+    check_unary(SOFTMAX, "softmax", 1, 1, 1.0f);
+    check_unary(SOFTMAX, "softmax", 5, 7, 2.0f);
+    check_unary(SOFTMAX, "softmax", 3, 769, 1.0f);
+}
+
+static void check_attention(int b, int tt, int c3, int heads)
+{
+    tg_rng r;
+    tg_rng_seed(&r, (uint64_t)(b * 100 + tt * 10 + heads));
+    ctx cx = {.kind = ATTENTION, .heads = heads};
+    cx.x = tu_param(&r, TU_SHAPE(b, tt, c3), 1.0f);
+    cx.w = tu_param(&r, TU_SHAPE(b, tt, c3 / 3), 1.0f);
+    char what[64];
+    snprintf(what, sizeof what, "attention [%d,%d,%d] heads %d", b, tt, c3, heads);
+    tu_gradcheck(what, build, &cx, &cx.x, 1, TOL);
+    tg_param_free(cx.x);
+    tg_param_free(cx.w);
+}
+
+static void test_attention(void **s)
+{
+    (void)s;
+    check_attention(1, 1, 3, 1);
+    check_attention(2, 5, 12, 2);
+    check_attention(1, 7, 24, 4);
+    check_attention(3, 4, 18, 3);
+}
+
+/* Causality: the first position's output is its own v, whatever follows. */
+static void test_attention_is_causal(void **s)
+{
+    (void)s;
+    tg_rng r;
+    tg_rng_seed(&r, 9);
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *qkv = tg_tape_tensor(t, 3, (int[]){1, 4, 12});
+    for (size_t i = 0; i < qkv->size; i++)
+        qkv->data[i] = tg_rng_normal(&r);
+    tg_tensor *y = tg_attention(t, qkv, 2);
+    for (int j = 0; j < 4; j++)
+        assert_float_equal(y->data[j], qkv->data[8 + j], 1e-6f);
+    tg_tape_free(t);
+}
+
+static void test_cross_entropy(void **s)
+{
+    (void)s;
+    tg_rng r;
+    tg_rng_seed(&r, 4);
+    static const int targets[] = {0, 6, -1, 3, 1};
+    ctx c = {.kind = XENT, .ids = targets};
+    c.x = tu_param(&r, TU_SHAPE(5, 7), 3.0f);
+    tu_gradcheck("cross-entropy [5,7]", build, &c, &c.x, 1, TOL);
+    /* Row 2 is ignored: no gradient reaches it. */
+    for (int j = 0; j < 7; j++)
+        assert_float_equal(c.x->grad[2 * 7 + j], 0.0f, 0.0f);
+    tg_param_free(c.x);
+}
+
+/* Every logit 1e4: loss is exactly log V, the gradient (1/V - onehot) / R,
+ * and finite differences with an absolute step agree. */
+static void test_cross_entropy_large_logits(void **s)
+{
+    (void)s;
+    static const int targets[] = {2, 0};
+    ctx c = {.kind = XENT, .ids = targets};
+    c.x = tg_param_new(2, (int[]){2, 5}, "logits");
+    tg_fill(c.x, 1e4f);
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *loss = tg_cross_entropy(t, c.x, targets);
+    assert_int_equal(tg_backward(t, loss), TG_OK);
+    assert_float_equal(loss->data[0], logf(5.0f), 1e-6f);
+    for (int rr = 0; rr < 2; rr++)
+        for (int j = 0; j < 5; j++)
+            assert_float_equal(c.x->grad[rr * 5 + j], (0.2f - (j == targets[rr])) / 2.0f, 1e-6f);
+    tg_tape_free(t);
+    tg_gradcheck_opts o = {.step = 0.05, .absolute_step = true, .four_point = true, .abs_floor = 1e-2};
+    tg_gradcheck_result res;
+    assert_int_equal(tg_gradcheck(build, &c, &c.x, 1, &o, &res), TG_OK);
+    if (res.max_rel_err > TOL)
+        fail_msg("cross-entropy at 1e4: relative error %g", res.max_rel_err);
+    tg_param_free(c.x);
+}
+
+static void test_reshape(void **s)
+{
+    (void)s;
+    tg_rng r;
+    tg_rng_seed(&r, 5);
+    ctx c = {.kind = RESHAPE};
+    c.x = tu_param(&r, TU_SHAPE(2, 3, 4), 1.0f);
+    c.w = tu_param(&r, TU_SHAPE(4, 6), 1.0f);
+    tu_gradcheck("reshape", build, &c, &c.x, 1, TOL);
+    tg_param_free(c.x);
+    tg_param_free(c.w);
+}
+
+static void test_errors(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *table = tg_param_new(2, (int[]){5, 3}, "wte");
+    tg_tensor *qkv = tg_param_new(3, (int[]){1, 2, 12}, "qkv");
+    assert_null(tg_embedding(t, table, (int[]){1, 5}, 1, (int[]){2}));
+    assert_string_equal(tg_tape_error(t), "tg_embedding: id 5 at position 1 is outside [0,5)");
+    tg_tape_reset(t);
+    assert_null(tg_attention(t, qkv, 3));
+    assert_string_equal(tg_tape_error(t), "tg_attention: 3 heads do not divide C = 4");
+    tg_tape_reset(t);
+    assert_null(tg_attention(t, table, 1));
+    assert_string_equal(tg_tape_error(t), "tg_attention: qkv must be [B,T,3C], got [5,3]");
+    tg_tape_reset(t);
+    assert_null(tg_cross_entropy(t, table, (int[]){0, 1, 2, 2, -2}));
+    assert_string_equal(tg_tape_error(t), "tg_cross_entropy: target -2 at row 4 is outside [0,3)");
+    tg_tape_reset(t);
+    assert_null(tg_cross_entropy(t, table, (int[]){-1, -1, -1, -1, -1}));
+    assert_string_equal(tg_tape_error(t), "tg_cross_entropy: every one of the 5 targets is -1 (ignored)");
+    tg_tape_reset(t);
+    assert_null(tg_reshape(t, table, 2, (int[]){4, 4}));
+    assert_string_equal(tg_tape_error(t), "tg_reshape: [5,3] has 15 elements, the new shape 16");
+    tg_tape_free(t);
+    tg_param_free(table);
+    tg_param_free(qkv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_gelu_values),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_is_causal),
+        cmocka_unit_test(test_cross_entropy),
+        cmocka_unit_test(test_cross_entropy_large_logits),
+        cmocka_unit_test(test_reshape),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
