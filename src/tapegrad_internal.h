@@ -87,6 +87,14 @@ bool tg_tape_check_inputs(tg_tape *t, const char *op, tg_tensor *const *in, int 
 void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, int lda, const float *b, int ldb, float beta,
              float *c, int ldc);
+/* Products of at least this many multiply-adds go to OpenBLAS when it is
+ * linked; smaller ones stay on the built-in kernel (see bench/). */
+#ifndef TG_GEMM_BLAS_MIN_FLOPS
+#define TG_GEMM_BLAS_MIN_FLOPS 0.0
+#endif
+/* Unblocked accumulate C += alpha op(A) op(B), the fallback of the built-in. */
+void tg_gemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float *c, int ldc);
 /* The built-in backend, whatever tg_gemm dispatches to (tests compare them). */
 void tg_gemm_builtin(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                      const float *a, int lda, const float *b, int ldb, float beta,

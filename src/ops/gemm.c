@@ -1,54 +1,129 @@
 /* The one GEMM every product goes through: C = alpha * op(A) op(B) + beta * C,
- * row-major, op a transpose chosen by flag (never materialised).
+ * row-major, op a transpose chosen by flag (never materialised: packing reads
+ * either layout).
  *
- * With OpenBLAS (Meson option blas) it calls cblas_sgemm; otherwise the
- * built-in loops below, ordered so the innermost loop runs over contiguous
- * memory for every combination of flags. */
+ * The built-in backend is the classic Goto/BLIS structure: a KC-deep slice of
+ * op(B) is packed into NR-wide column strips and a slice of op(A) into MR-tall
+ * row strips, so the micro-kernel streams both from contiguous, aligned memory
+ * and keeps an MR x NR tile of C in registers. The kernel is written with GCC
+ * vector extensions; with AVX-512 a vector is one zmm register, with AVX2 the
+ * compiler splits it in two ymm, which is why the tile is smaller there.
+ * OpenMP threads take separate (MC rows x NG columns) blocks of C, so no two
+ * threads write the same element and the result does not depend on the
+ * thread count; each packs its own copy of the A block, which costs 1/NG of
+ * the block's arithmetic and keeps short, wide products balanced.
+ *
+ * With OpenBLAS (Meson option blas), tg_gemm sends large products to
+ * cblas_sgemm and keeps small ones, where packing overheads dominate
+ * OpenBLAS's dispatch, on the built-in path (thresholds from bench/). */
 #include "tapegrad_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #ifdef TG_HAVE_BLAS
 #include <cblas.h>
 #endif
 
-#define TG_KCHUNK 512
+#if defined(__AVX512F__)
+#define MR 12
+#else
+#define MR 6
+#endif
+#define VL 16             /* floats per vector */
+#define NV 2              /* vectors per tile row */
+#define NR (VL * NV)
+#define KC 256
+#define MC (MR * 8)
+#define NC 1024
+#define NG 256            /* columns of one work item */
 
-/* C row i += alpha * sum_p A(i,p) B(p,:) with B rows contiguous. */
-static void row_axpy(bool ta, int i, int n, int k, float alpha, const float *a, int lda,
-                     const float *b, int ldb, float *c)
-{
-    for (int p = 0; p < k; p++) {
-        float s = alpha * (ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p]);
-        const float *bp = b + (size_t)p * ldb;
-        for (int j = 0; j < n; j++)
-            c[j] += s * bp[j];
-    }
-}
+typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
-/* C row i += alpha * (A row i) . (B row j) for each j, B transposed. A column
- * i (when A is transposed) is gathered chunk by chunk into a stack buffer. */
-static void row_dots(bool ta, int i, int n, int k, float alpha, const float *a, int lda,
-                     const float *b, int ldb, float *c)
+/* acc[MR][NV] += a-strip (MR x kc, k-major) times b-strip (kc x NR). */
+static void micro_kernel(int kc, const float *restrict a, const float *restrict b, vf acc[MR][NV])
 {
-    float col[TG_KCHUNK];
-    for (int p0 = 0; p0 < k; p0 += TG_KCHUNK) {
-        int kc = k - p0 < TG_KCHUNK ? k - p0 : TG_KCHUNK;
-        const float *ai = a + (size_t)i * lda + p0;
-        if (ta) {
-            for (int p = 0; p < kc; p++)
-                col[p] = a[(size_t)(p0 + p) * lda + i];
-            ai = col;
+    for (int p = 0; p < kc; p++) {
+        const vf *bp = (const vf *)(b + (size_t)p * NR);
+        vf b0 = bp[0], b1 = bp[1];
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            vf ai = (vf){0} + a[p * MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
         }
-        for (int j = 0; j < n; j++)
-            c[j] += alpha * tg_vdot(ai, b + (size_t)j * ldb + p0, kc);
     }
 }
 
-void tg_gemm_builtin(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
-                         int lda, const float *b, int ldb, float beta, float *c, int ldc)
+static void store_tile(vf acc[MR][NV], float alpha, float *c, int ldc, int mr, int nr)
 {
-#pragma omp parallel for schedule(static) if ((long)m * n * k > 100000)
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++)
+            for (int v = 0; v < NV; v++) {
+                vf cv;
+                memcpy(&cv, c + (size_t)i * ldc + v * VL, sizeof cv);
+                cv += alpha * acc[i][v];
+                memcpy(c + (size_t)i * ldc + v * VL, &cv, sizeof cv);
+            }
+        return;
+    }
+    float tile[MR][NR];
+    memcpy(tile, acc, sizeof tile);
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            c[(size_t)i * ldc + j] += alpha * tile[i][j];
+}
+
+/* Strip js of op(B)[p0 .. p0+kc, j0 .. j0+nc], NR wide, zero-padded. */
+static void pack_b_strip(bool tb, const float *b, int ldb, int p0, int kc, int j0, int nc, int js, float *out)
+{
+    float *strip = out + (size_t)js * kc;
+    int w = nc - js < NR ? nc - js : NR;
+    for (int p = 0; p < kc; p++) {
+        float *row = strip + (size_t)p * NR;
+        for (int j = 0; j < w; j++)
+            row[j] = tb ? b[(size_t)(j0 + js + j) * ldb + p0 + p] : b[(size_t)(p0 + p) * ldb + j0 + js + j];
+        for (int j = w; j < NR; j++)
+            row[j] = 0.0f;
+    }
+}
+
+/* op(A)[i0 .. i0+mc, p0 .. p0+kc] into MR-tall strips, zero-padded. */
+static void pack_a(bool ta, const float *a, int lda, int i0, int mc, int p0, int kc, float *out)
+{
+    for (int is = 0; is < mc; is += MR) {
+        float *strip = out + (size_t)is * kc;
+        int h = mc - is < MR ? mc - is : MR;
+        for (int p = 0; p < kc; p++) {
+            float *col = strip + (size_t)p * MR;
+            for (int i = 0; i < h; i++)
+                col[i] = ta ? a[(size_t)(p0 + p) * lda + i0 + is + i] : a[(size_t)(i0 + is + i) * lda + p0 + p];
+            for (int i = h; i < MR; i++)
+                col[i] = 0.0f;
+        }
+    }
+}
+
+/* Packing buffers, grown once to the largest product seen and then reused,
+ * so steady-state training does not allocate. Per calling thread. */
+static _Thread_local float *pack_buf;
+static _Thread_local size_t pack_cap;
+
+static float *pack_space(size_t floats)
+{
+    if (floats > pack_cap) {
+        free(pack_buf);
+        pack_buf = aligned_alloc(64, floats * sizeof(float));
+        pack_cap = pack_buf ? floats : 0;
+    }
+    return pack_buf;
+}
+
+static void scale_c(int m, int n, float beta, float *c, int ldc)
+{
     for (int i = 0; i < m; i++) {
         float *ci = c + (size_t)i * ldc;
         if (beta == 0.0f)
@@ -56,20 +131,87 @@ void tg_gemm_builtin(bool ta, bool tb, int m, int n, int k, float alpha, const f
         else if (beta != 1.0f)
             for (int j = 0; j < n; j++)
                 ci[j] *= beta;
-        if (tb)
-            row_dots(ta, i, n, k, alpha, a, lda, b, ldb, ci);
-        else
-            row_axpy(ta, i, n, k, alpha, a, lda, b, ldb, ci);
     }
+}
+
+/* One MC-row block of C against the packed B block. */
+static void block_rows(const float *ap, const float *bp, int mc, int nc, int kc, float alpha, float *c, int ldc)
+{
+    for (int is = 0; is < mc; is += MR) {
+        for (int js = 0; js < nc; js += NR) {
+            vf acc[MR][NV];
+            memset(acc, 0, sizeof acc);
+            micro_kernel(kc, ap + (size_t)is * kc, bp + (size_t)js * kc, acc);
+            store_tile(acc, alpha, c + (size_t)is * ldc + js, ldc, mc - is < MR ? mc - is : MR,
+                       nc - js < NR ? nc - js : NR);
+        }
+    }
+}
+
+void tg_gemm_builtin(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc)
+{
+    scale_c(m, n, beta, c, ldc);
+    if (k == 0 || alpha == 0.0f)
+        return;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = (long)m * n * k > 32768 ? omp_get_max_threads() : 1;
+#endif
+    size_t bsize = (size_t)KC * ((NC + NR - 1) / NR * NR);
+    size_t asize = (size_t)KC * MC;
+    float *buf = pack_space(bsize + asize * (size_t)threads);
+    if (!buf) {
+        tg_gemm_reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+        return;
+    }
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    for (int j0 = 0; j0 < n; j0 += NC) {
+        int nc = n - j0 < NC ? n - j0 : NC;
+        for (int p0 = 0; p0 < k; p0 += KC) {
+            int kc = k - p0 < KC ? k - p0 : KC;
+#pragma omp for schedule(static)
+            for (int js = 0; js < nc; js += NR)
+                pack_b_strip(tb, b, ldb, p0, kc, j0, nc, js, buf);
+            int row_blocks = (m + MC - 1) / MC, groups = (nc + NG - 1) / NG;
+#pragma omp for schedule(static)
+            for (int item = 0; item < row_blocks * groups; item++) {
+                int tid = 0;
+#ifdef _OPENMP
+                tid = omp_get_thread_num();
+#endif
+                float *ap = buf + bsize + asize * (size_t)tid;
+                int i0 = item / groups * MC, mc = m - i0 < MC ? m - i0 : MC;
+                int g0 = item % groups * NG, ng = nc - g0 < NG ? nc - g0 : NG;
+                pack_a(ta, a, lda, i0, mc, p0, kc, ap);
+                block_rows(ap, buf + (size_t)g0 * kc, mc, ng, kc, alpha,
+                           c + (size_t)i0 * ldc + j0 + g0, ldc);
+            }
+        }
+    }
+}
+
+/* Unblocked loops: the fallback when packing space cannot be had. */
+void tg_gemm_reference(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, float *c, int ldc)
+{
+    for (int i = 0; i < m; i++)
+        for (int p = 0; p < k; p++) {
+            float s = alpha * (ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p]);
+            for (int j = 0; j < n; j++)
+                c[(size_t)i * ldc + j] += s * (tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j]);
+        }
 }
 
 void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
              int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
 #ifdef TG_HAVE_BLAS
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#else
-    tg_gemm_builtin(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if ((double)m * n * k >= TG_GEMM_BLAS_MIN_FLOPS) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
 #endif
+    tg_gemm_builtin(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
