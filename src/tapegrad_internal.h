@@ -99,6 +99,8 @@ void tg_gemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float al
 void tg_gemm_builtin(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                      const float *a, int lda, const float *b, int ldb, float beta,
                      float *c, int ldc);
+/* Recorded node i (benchmarks run kernels on their own); NULL out of range. */
+tg_node *tg_tape_node(tg_tape *t, int i);
 /* The loss as a double when its node kept one (sum and mean do). */
 double tg_tape_value(const tg_tape *t, const tg_tensor *x);
 

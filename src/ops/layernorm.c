@@ -13,120 +13,182 @@
 
 #include <math.h>
 
-tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta, float eps)
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* What the kernels need besides the tensors. gamma and beta point at ones and
+ * zeros when the op has no affine part, so the loops carry no branches.
+ * partial holds per-chunk dgamma/dbeta sums, added up in chunk order, so the
+ * result depends on the thread count but never on thread timing. */
+typedef struct ln_aux {
+    float *stats; /* mean, rstd per row */
+    const float *gamma, *beta;
+    float *partial;
+    int chunks;
+} ln_aux;
+
+static float *filled(tg_tape *t, int c, float v)
 {
-    if (!tg_tape_check_inputs(t, "tg_layernorm", &x, 1))
-        return NULL;
+    float *p = tg_arena_alloc(t, (size_t)c * sizeof(float));
+    for (int j = 0; p && j < c; j++)
+        p[j] = v;
+    return p;
+}
+
+static bool check_affine(tg_tape *t, const tg_tensor *x, tg_tensor *gamma, tg_tensor *beta)
+{
     char sx[48], sp[48];
-    int c = tg_cols(x);
     tg_tensor *affine[2] = {gamma, beta};
     for (int i = 0; i < 2; i++) {
         tg_tensor *p = affine[i];
-        if (p && (p->ndim != 1 || p->shape[0] != c)) {
+        if (p && (p->ndim != 1 || p->shape[0] != tg_cols(x))) {
             tg_tape_fail(t, TG_ERR_SHAPE, "tg_layernorm: %s must be [%d] for x of %s, got %s",
-                         i ? "beta" : "gamma", c, tg_shape_str(x, sx, sizeof sx),
+                         i ? "beta" : "gamma", tg_cols(x), tg_shape_str(x, sx, sizeof sx),
                          tg_shape_str(p, sp, sizeof sp));
-            return NULL;
+            return false;
         }
     }
+    return true;
+}
+
+static int chunk_count(size_t rows)
+{
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    return rows < (size_t)threads ? (int)rows : threads;
+}
+
+tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta, float eps)
+{
+    if (!tg_tape_check_inputs(t, "tg_layernorm", &x, 1) || !check_affine(t, x, gamma, beta))
+        return NULL;
     if (!(eps >= 0.0f) || !isfinite(eps)) {
         tg_tape_fail(t, TG_ERR_ARG, "tg_layernorm: eps must be finite and >= 0, got %g", (double)eps);
         return NULL;
     }
     tg_node n = {.op = TG_OP_LAYERNORM, .n_in = 3, .in = {x, gamma, beta}, .f = {eps}};
     tg_tensor *in[3] = {x, gamma, beta};
-    int n_in = 1;
+    int n_in = 1, c = tg_cols(x);
     for (int i = 1; i < 3; i++)
         if (in[i])
             in[n_in++] = in[i];
     n.out = tg_tape_output(t, x->ndim, x->shape, in, n_in);
-    n.aux = tg_arena_alloc(t, 2 * tg_rows(x) * sizeof(float));
-    if (!n.aux)
+    ln_aux *aux = tg_arena_alloc(t, sizeof *aux);
+    if (!aux)
         return NULL;
+    aux->chunks = chunk_count(tg_rows(x));
+    aux->stats = tg_arena_alloc(t, 2 * tg_rows(x) * sizeof(float));
+    aux->partial = tg_arena_alloc(t, 2 * (size_t)aux->chunks * c * sizeof(float));
+    aux->gamma = gamma ? gamma->data : filled(t, c, 1.0f);
+    aux->beta = beta ? beta->data : filled(t, c, 0.0f);
+    n.aux = aux;
     return tg_tape_record(t, &n);
+}
+
+static float row_variance(const float *x, float mean, int c)
+{
+    float acc[TG_LANES] = {0}, var = 0.0f;
+    int j = 0;
+    for (; j + TG_LANES <= c; j += TG_LANES)
+        for (int l = 0; l < TG_LANES; l++)
+            acc[l] += (x[j + l] - mean) * (x[j + l] - mean);
+    for (; j < c; j++)
+        var += (x[j] - mean) * (x[j] - mean);
+    for (int l = 0; l < TG_LANES; l++)
+        var += acc[l];
+    return var / (float)c;
 }
 
 void tg_layernorm_forward(tg_node *n)
 {
     const tg_tensor *xt = n->in[0];
-    const float *gamma = n->in[1] ? n->in[1]->data : NULL;
-    const float *beta = n->in[2] ? n->in[2]->data : NULL;
+    const ln_aux *aux = n->aux;
+    const float *gamma = aux->gamma, *beta = aux->beta;
     int c = tg_cols(xt);
     long rows = (long)tg_rows(xt);
-    float *stats = n->aux, eps = n->f[0];
+    float eps = n->f[0];
 #pragma omp parallel for schedule(static) if (rows * c > 32768)
     for (long r = 0; r < rows; r++) {
         const float *x = xt->data + r * c;
         float *y = n->out->data + r * c;
         float mean = tg_vsum(x, c) / (float)c;
-        float acc[TG_LANES] = {0}, var = 0.0f;
-        int j = 0;
-        for (; j + TG_LANES <= c; j += TG_LANES)
-            for (int l = 0; l < TG_LANES; l++)
-                acc[l] += (x[j + l] - mean) * (x[j + l] - mean);
-        for (; j < c; j++)
-            var += (x[j] - mean) * (x[j] - mean);
-        for (int l = 0; l < TG_LANES; l++)
-            var += acc[l];
-        float rstd = 1.0f / sqrtf(var / (float)c + eps);
-        for (j = 0; j < c; j++) {
-            float xhat = (x[j] - mean) * rstd;
-            y[j] = (gamma ? gamma[j] : 1.0f) * xhat + (beta ? beta[j] : 0.0f);
-        }
-        stats[2 * r] = mean;
-        stats[2 * r + 1] = rstd;
+        float rstd = 1.0f / sqrtf(row_variance(x, mean, c) + eps);
+        for (int j = 0; j < c; j++)
+            y[j] = gamma[j] * ((x[j] - mean) * rstd) + beta[j];
+        aux->stats[2 * r] = mean;
+        aux->stats[2 * r + 1] = rstd;
     }
 }
 
-static void layernorm_dx(const tg_node *n)
+/* sum(g) and sum(g * xhat) for one row, g = dy * gamma, in independent lanes. */
+static void row_sums(const float *x, const float *dy, const float *gamma, float mean, float rstd,
+                     int c, float *sum_g, float *sum_gx)
 {
-    const tg_tensor *xt = n->in[0];
-    const float *gamma = n->in[1] ? n->in[1]->data : NULL;
-    const float *stats = n->aux;
-    int c = tg_cols(xt);
-    long rows = (long)tg_rows(xt);
-#pragma omp parallel for schedule(static) if (rows * c > 32768)
-    for (long r = 0; r < rows; r++) {
-        const float *x = xt->data + r * c, *dy = n->out->grad + r * c;
-        float *dx = xt->grad + r * c;
-        float mean = stats[2 * r], rstd = stats[2 * r + 1];
-        float sum_g = 0.0f, sum_gx = 0.0f;
-        for (int j = 0; j < c; j++) {
-            float g = gamma ? dy[j] * gamma[j] : dy[j];
-            sum_g += g;
-            sum_gx += g * (x[j] - mean) * rstd;
+    float ag[TG_LANES] = {0}, agx[TG_LANES] = {0}, sg = 0.0f, sgx = 0.0f;
+    int j = 0;
+    for (; j + TG_LANES <= c; j += TG_LANES)
+        for (int l = 0; l < TG_LANES; l++) {
+            float g = dy[j + l] * gamma[j + l];
+            ag[l] += g;
+            agx[l] += g * (x[j + l] - mean) * rstd;
         }
-        float mg = sum_g / (float)c, mgx = sum_gx / (float)c;
-        for (int j = 0; j < c; j++) {
-            float g = gamma ? dy[j] * gamma[j] : dy[j];
-            dx[j] += rstd * (g - mg - (x[j] - mean) * rstd * mgx);
-        }
+    for (; j < c; j++) {
+        sg += dy[j] * gamma[j];
+        sgx += dy[j] * gamma[j] * (x[j] - mean) * rstd;
     }
+    for (int l = 0; l < TG_LANES; l++) {
+        sg += ag[l];
+        sgx += agx[l];
+    }
+    *sum_g = sg;
+    *sum_gx = sgx;
 }
 
-static void layernorm_dparams(const tg_node *n)
+/* Rows [r0, r1): dx, and this chunk's dgamma (pg) and dbeta (pb). */
+static void backward_rows(const tg_node *n, long r0, long r1, float *pg, float *pb)
 {
     const tg_tensor *xt = n->in[0];
-    float *dgamma = n->in[1] ? n->in[1]->grad : NULL;
-    float *dbeta = n->in[2] ? n->in[2]->grad : NULL;
-    const float *stats = n->aux;
+    const ln_aux *aux = n->aux;
+    const float *gamma = aux->gamma;
     int c = tg_cols(xt);
-    long rows = (long)tg_rows(xt);
-    for (long r = 0; r < rows; r++) {
+    for (long r = r0; r < r1; r++) {
         const float *x = xt->data + r * c, *dy = n->out->grad + r * c;
-        float mean = stats[2 * r], rstd = stats[2 * r + 1];
+        float mean = aux->stats[2 * r], rstd = aux->stats[2 * r + 1];
+        if (xt->grad) {
+            float *dx = xt->grad + r * c, sg, sgx;
+            row_sums(x, dy, gamma, mean, rstd, c, &sg, &sgx);
+            float mg = sg / (float)c, mgx = sgx / (float)c;
+            for (int j = 0; j < c; j++)
+                dx[j] += rstd * (dy[j] * gamma[j] - mg - (x[j] - mean) * rstd * mgx);
+        }
         for (int j = 0; j < c; j++) {
-            if (dgamma)
-                dgamma[j] += dy[j] * (x[j] - mean) * rstd;
-            if (dbeta)
-                dbeta[j] += dy[j];
+            pg[j] += dy[j] * (x[j] - mean) * rstd;
+            pb[j] += dy[j];
         }
     }
 }
 
 void tg_layernorm_backward(tg_node *n)
 {
-    if (n->in[0]->grad)
-        layernorm_dx(n);
-    layernorm_dparams(n);
+    const ln_aux *aux = n->aux;
+    int c = tg_cols(n->in[0]), chunks = aux->chunks;
+    long rows = (long)tg_rows(n->in[0]);
+#pragma omp parallel for schedule(static) num_threads(chunks) if (chunks > 1 && rows * c > 32768)
+    for (int ch = 0; ch < chunks; ch++) {
+        float *pg = aux->partial + (size_t)ch * 2 * c, *pb = pg + c;
+        for (int j = 0; j < 2 * c; j++)
+            pg[j] = 0.0f;
+        backward_rows(n, rows * ch / chunks, rows * (ch + 1) / chunks, pg, pb);
+    }
+    float *dgamma = n->in[1] ? n->in[1]->grad : NULL, *dbeta = n->in[2] ? n->in[2]->grad : NULL;
+    for (int ch = 0; ch < chunks; ch++) {
+        const float *pg = aux->partial + (size_t)ch * 2 * c, *pb = pg + c;
+        for (int j = 0; dgamma && j < c; j++)
+            dgamma[j] += pg[j];
+        for (int j = 0; dbeta && j < c; j++)
+            dbeta[j] += pb[j];
+    }
 }

@@ -274,3 +274,8 @@ double tg_tape_value(const tg_tape *t, const tg_tensor *x)
     }
     return (double)x->data[0];
 }
+
+tg_node *tg_tape_node(tg_tape *t, int i)
+{
+    return i >= 0 && i < t->n_nodes ? &t->nodes[i] : NULL;
+}

@@ -1,0 +1,59 @@
+/* LayerNorm forward + backward on its own: time per call and effective
+ * bandwidth, counting the bytes the fused kernels must move at least (forward:
+ * read x, write y; backward: read x and dy, read and write dx), 24 bytes per
+ * element. Usage: bench_layernorm [--threads N] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "tapegrad_internal.h"
+
+typedef struct job {
+    tg_node *node;
+} job;
+
+static void run(void *p)
+{
+    tg_node *n = ((job *)p)->node;
+    tg_op_table[TG_OP_LAYERNORM].forward(n);
+    tg_op_table[TG_OP_LAYERNORM].backward(n);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc == 3 && !strcmp(argv[1], "--threads") ? atoi(argv[2]) : 0;
+    threads = tg_set_threads(threads);
+    static const int shapes[][2] = {{2048, 768}, {256, 768}, {8192, 1024}};
+    printf("LayerNorm forward + backward, %d threads\n", threads);
+    printf("%-12s %10s %10s\n", "shape", "ms", "GB/s");
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int rows = shapes[s][0], c = shapes[s][1];
+        tg_rng r;
+        tg_rng_seed(&r, 1);
+        tg_tensor *x = tg_param_new(2, (int[]){rows, c}, "x");
+        tg_tensor *g = tg_param_new(1, (int[]){c}, "g"), *b = tg_param_new(1, (int[]){c}, "b");
+        tg_fill_normal(x, &r, 0.0f, 1.0f);
+        tg_fill(g, 1.0f);
+        tg_tape *t = tg_tape_new(0);
+        tg_tensor *y = tg_layernorm(t, x, g, b, 1e-5f);
+        if (!y) {
+            fprintf(stderr, "bench_layernorm: %s\n", tg_tape_error(t));
+            return 1;
+        }
+        y->grad = tg_arena_alloc(t, y->size * sizeof(float));
+        for (size_t i = 0; i < y->size; i++)
+            y->grad[i] = tg_rng_normal(&r);
+        job j = {tg_tape_node(t, 0)};
+        double sec = bench_best(run, &j, 0.5);
+        double bytes = 24.0 * (double)rows * c;
+        char name[32];
+        snprintf(name, sizeof name, "%dx%d", rows, c);
+        printf("%-12s %10.3f %10.1f\n", name, sec * 1e3, bytes / sec * 1e-9);
+        tg_tape_free(t);
+        tg_param_free(x);
+        tg_param_free(g);
+        tg_param_free(b);
+    }
+    return 0;
+}
