@@ -1,1 +1,156 @@
-/* in progress */
+/* AdamW (torch.optim.AdamW, amsgrad off), per element at step t:
+ *   w *= 1 - lr * wd
+ *   m = b1 m + (1-b1) g;   v = b2 v + (1-b2) g g
+ *   w -= (lr / (1-b1^t)) m / (sqrt(v) / sqrt(1-b2^t) + eps)
+ * Weight decay skips parameters with fewer than two dimensions, as nanoGPT
+ * groups them. Parameters without a gradient are left alone, as PyTorch skips
+ * p.grad is None; the step counter is shared and counts every call. */
+#include "tapegrad_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+struct tg_adamw {
+    tg_tensor **params;
+    float **m, **v;
+    int n;
+    long steps;
+    float beta1, beta2, eps, weight_decay;
+};
+
+/* The scalars of one step, rounded to float the way PyTorch's kernels round
+ * its Python (double) scalars, so the two agree to the last bit or so. */
+typedef struct adamw_coef {
+    float decay, b1, c1, b2, c2, step_size, bc2_sqrt, eps;
+} adamw_coef;
+
+static bool adamw_args_ok(tg_tensor *const *params, int n, float beta1, float beta2, float eps,
+                          float weight_decay)
+{
+    if (!params || n < 1)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (!params[i])
+            return false;
+    return beta1 >= 0.0f && beta1 < 1.0f && beta2 >= 0.0f && beta2 < 1.0f && eps > 0.0f &&
+           isfinite(eps) && weight_decay >= 0.0f && isfinite(weight_decay);
+}
+
+tg_adamw *tg_adamw_new(tg_tensor *const *params, int n, float beta1, float beta2, float eps,
+                       float weight_decay)
+{
+    if (!adamw_args_ok(params, n, beta1, beta2, eps, weight_decay))
+        return NULL;
+    tg_adamw *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->n = n;
+    o->params = malloc((size_t)n * sizeof *o->params);
+    o->m = calloc((size_t)n, sizeof *o->m);
+    o->v = calloc((size_t)n, sizeof *o->v);
+    if (!o->params || !o->m || !o->v) {
+        tg_adamw_free(o);
+        return NULL;
+    }
+    o->beta1 = beta1;
+    o->beta2 = beta2;
+    o->eps = eps;
+    o->weight_decay = weight_decay;
+    for (int i = 0; i < n; i++) {
+        o->params[i] = params[i];
+        o->m[i] = calloc(params[i]->size, sizeof(float));
+        o->v[i] = calloc(params[i]->size, sizeof(float));
+        if (!o->m[i] || !o->v[i]) {
+            tg_adamw_free(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+void tg_adamw_free(tg_adamw *o)
+{
+    if (!o)
+        return;
+    for (int i = 0; i < o->n; i++) {
+        free(o->m ? o->m[i] : NULL);
+        free(o->v ? o->v[i] : NULL);
+    }
+    free(o->m);
+    free(o->v);
+    free(o->params);
+    free(o);
+}
+
+/* PyTorch evaluates these in double (Python floats) and hands them to float
+ * kernels, so the same happens here, the bias corrections included. */
+static adamw_coef adamw_coefs(const tg_adamw *o, float lr, float wd)
+{
+    double t = (double)o->steps;
+    double bc1 = 1.0 - pow((double)o->beta1, t);
+    double bc2 = 1.0 - pow((double)o->beta2, t);
+    return (adamw_coef){
+        .decay = (float)(1.0 - (double)lr * (double)wd),
+        .b1 = o->beta1,
+        .c1 = (float)(1.0 - (double)o->beta1),
+        .b2 = o->beta2,
+        .c2 = (float)(1.0 - (double)o->beta2),
+        .step_size = (float)((double)lr / bc1),
+        .bc2_sqrt = (float)sqrt(bc2),
+        .eps = o->eps,
+    };
+}
+
+/* Elementwise, so threads cannot change the result. Operation order follows
+ * PyTorch's mul_, add_(alpha), addcmul_, sqrt, div, add_, addcdiv_.
+ * GCC vectorises this loop only under -fno-math-errno: otherwise it keeps a
+ * branch around sqrtf for errno (and the optimize attribute cannot lift it). */
+static void adamw_update(float *restrict w, const float *restrict g, float *restrict m,
+                         float *restrict v, long size, adamw_coef c)
+{
+#pragma omp parallel for schedule(static) if (size > 65536)
+    for (long j = 0; j < size; j++) {
+        w[j] *= c.decay;
+        m[j] = m[j] * c.b1 + c.c1 * g[j];
+        v[j] = v[j] * c.b2 + c.c2 * g[j] * g[j];
+        float denom = sqrtf(v[j]) / c.bc2_sqrt + c.eps;
+        w[j] -= c.step_size * m[j] / denom;
+    }
+}
+
+void tg_adamw_step(tg_adamw *o, float lr)
+{
+    if (!o)
+        return;
+    o->steps++;
+    for (int i = 0; i < o->n; i++) {
+        tg_tensor *p = o->params[i];
+        if (!p->grad)
+            continue;
+        float wd = p->ndim >= 2 ? o->weight_decay : 0.0f;
+        adamw_update(p->data, p->grad, o->m[i], o->v[i], (long)p->size, adamw_coefs(o, lr, wd));
+    }
+}
+
+long tg_adamw_steps(const tg_adamw *o)
+{
+    return o ? o->steps : 0;
+}
+
+/* Negative counts are ignored: the bias corrections need t >= 1 after the
+ * next step. */
+void tg_adamw_set_steps(tg_adamw *o, long steps)
+{
+    if (o && steps >= 0)
+        o->steps = steps;
+}
+
+float *tg_adamw_m(tg_adamw *o, int i)
+{
+    return o && i >= 0 && i < o->n ? o->m[i] : NULL;
+}
+
+float *tg_adamw_v(tg_adamw *o, int i)
+{
+    return o && i >= 0 && i < o->n ? o->v[i] : NULL;
+}
