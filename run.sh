@@ -6,4 +6,4 @@ cd "$(dirname "$0")"
 . tools/deps.sh
 tg_need_pkgs libopenblas-dev
 tg_build
-exec "${TG_BUILD_DIR:-build}/examples/residual_mlp" "$@"
+exec "${TG_BUILD_DIR:-build}/examples/train_gpt" "$@"

@@ -14,6 +14,7 @@ typedef enum tg_op {
     TG_OP_SCALE,
     TG_OP_MATMUL,
     TG_OP_RESIDUAL,
+    TG_OP_RESIDUAL_GATED,
     TG_OP_LAYERNORM,
     TG_OP_SUM,
     TG_OP_MEAN,
@@ -57,6 +58,7 @@ TG_DECLARE_OP(mul)
 TG_DECLARE_OP(scale)
 TG_DECLARE_OP(matmul)
 TG_DECLARE_OP(residual)
+TG_DECLARE_OP(residual_gated)
 TG_DECLARE_OP(layernorm)
 TG_DECLARE_OP(sum)
 TG_DECLARE_OP(mean)
@@ -88,9 +90,14 @@ void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, int lda, const float *b, int ldb, float beta,
              float *c, int ldc);
 /* Products of at least this many multiply-adds go to OpenBLAS when it is
- * linked; smaller ones stay on the built-in kernel (see bench/). */
+ * linked (the environment variable TG_GEMM_BLAS_MIN_FLOPS overrides it, for
+ * benchmarks); smaller ones stay on the built-in kernel. OpenBLAS keeps its
+ * own thread pool, whose threads spin after each call and fight OpenMP's
+ * for the cores: on 2 cores, training the sort task took 19 s with every
+ * product on OpenBLAS and 5.2 s with none. So only products big enough to
+ * amortise that go there (see bench/). */
 #ifndef TG_GEMM_BLAS_MIN_FLOPS
-#define TG_GEMM_BLAS_MIN_FLOPS 0.0
+#define TG_GEMM_BLAS_MIN_FLOPS 1e9
 #endif
 /* Unblocked accumulate C += alpha op(A) op(B), the fallback of the built-in. */
 void tg_gemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
@@ -101,6 +108,8 @@ void tg_gemm_builtin(bool trans_a, bool trans_b, int m, int n, int k, float alph
                      float *c, int ldc);
 /* Recorded node i (benchmarks run kernels on their own); NULL out of range. */
 tg_node *tg_tape_node(tg_tape *t, int i);
+/* All recorded nodes, oldest first (the gradient report walks them). */
+const tg_node *tg_tape_nodes(const tg_tape *t, int *count);
 /* The loss as a double when its node kept one (sum and mean do). */
 double tg_tape_value(const tg_tape *t, const tg_tensor *x);
 

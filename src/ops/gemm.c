@@ -203,11 +203,25 @@ void tg_gemm_reference(bool ta, bool tb, int m, int n, int k, float alpha, const
         }
 }
 
+#ifdef TG_HAVE_BLAS
+static double blas_min_flops(void)
+{
+    static double min = -1.0;
+    if (min < 0.0) {
+        const char *env = getenv("TG_GEMM_BLAS_MIN_FLOPS");
+        char *end;
+        double v = env ? strtod(env, &end) : -1.0;
+        min = env && end != env && v >= 0.0 ? v : TG_GEMM_BLAS_MIN_FLOPS;
+    }
+    return min;
+}
+#endif
+
 void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
              int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
 #ifdef TG_HAVE_BLAS
-    if ((double)m * n * k >= TG_GEMM_BLAS_MIN_FLOPS) {
+    if ((double)m * n * k >= blas_min_flops()) {
         cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                     trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;

@@ -1,0 +1,422 @@
+/* train_gpt: trains a GPT-2 shaped Transformer with tapegrad.
+ *
+ * Without --data it learns to sort six digits (a task that needs no files)
+ * and ends with held-out exact-match accuracy; with --data FILE it trains a
+ * character-level language model and ends with a sample. `train_gpt --help`
+ * lists the flags. Problems found before training (flags, files, a checkpoint
+ * that does not fit) exit with status 2, failures during the run with 1. */
+#include "train_gpt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct run {
+    options o;
+    dataset d;
+    tg_gpt *m;
+    tg_adamw *opt;
+    tg_tape *tape;
+    int *ids, *targets;
+    FILE *log;
+    train_state s;
+    double t0;
+    float last_val;
+} run;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- setup: everything that can fail on bad input, before any training ---- */
+
+static int load_data(run *r)
+{
+    char err[512];
+    if (!r->o.data)
+        return data_make_sort(&r->d) ? 0 : (fprintf(stderr, "train_gpt: out of memory\n"), 1);
+    if (!data_load_text(&r->d, r->o.data, err, sizeof err)) {
+        fprintf(stderr, "train_gpt: --data %s\n", err);
+        return EXIT_USAGE;
+    }
+    long val = r->d.n_tokens - r->d.n_train;
+    if (val < (long)r->o.ctx + 1) {
+        fprintf(stderr, "train_gpt: --ctx %d is longer than the text allows: %s has %ld characters, its last 10%% "
+                "(the validation split, %ld) must hold ctx + 1\n", r->o.ctx, r->o.data, r->d.n_tokens, val);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int build_model(run *r)
+{
+    char err[256];
+    const options *o = &r->o;
+    tg_gpt_config cfg = {r->d.vocab, o->ctx, o->layers, o->heads, o->dim, o->norm, 1.0f};
+    r->m = tg_gpt_new(&cfg, o->seed, err, sizeof err);
+    if (!r->m) {
+        fprintf(stderr, "train_gpt: %s\n", err);
+        return EXIT_USAGE;
+    }
+    r->opt = tg_adamw_new(r->m->params, r->m->n_params, 0.9f, o->beta2, 1e-8f, o->weight_decay);
+    r->tape = tg_tape_new(0);
+    size_t tokens = (size_t)o->batch * (size_t)o->ctx;
+    r->ids = malloc(tokens * sizeof *r->ids);
+    r->targets = malloc(tokens * sizeof *r->targets);
+    if (!r->opt || !r->tape || !r->ids || !r->targets) {
+        fprintf(stderr, "train_gpt: out of memory\n");
+        return 1;
+    }
+    tg_rng_seed(&r->s.rng, o->seed ^ 0x9e3779b97f4a7c15ull);
+    return 0;
+}
+
+static int setup(run *r, int argc, char **argv)
+{
+    char err[512];
+    int rc = parse_args(argc, argv, &r->o);
+    if (rc)
+        return rc;
+    if (r->o.resume && !ckpt_peek(r->o.resume, &r->o, err, sizeof err)) {
+        fprintf(stderr, "train_gpt: --resume %s\n", err);
+        return EXIT_USAGE;
+    }
+    if ((rc = load_data(r)) || (rc = build_model(r)))
+        return rc;
+    if (r->o.resume && !ckpt_load(r->o.resume, r->m, r->opt, &r->d, &r->s, err, sizeof err)) {
+        fprintf(stderr, "train_gpt: --resume %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (r->o.log && !(r->log = fopen(r->o.log, "w"))) {
+        fprintf(stderr, "train_gpt: --log %s: cannot open for writing\n", r->o.log);
+        return EXIT_USAGE;
+    }
+    if (r->log)
+        fprintf(r->log, "step,loss,val_loss,lr,grad_norm,seconds\n");
+    tg_set_threads(r->o.threads); /* 0: TG_NUM_THREADS, else OpenMP's default */
+    return 0;
+}
+
+/* ---- evaluation ------------------------------------------------------------- */
+
+/* Loss on a batch without a gradient. NAN if the tape failed. */
+static float batch_loss(run *r, int batch)
+{
+    tg_tape_reset(r->tape);
+    tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids, r->targets, batch, r->o.ctx);
+    return loss ? loss->data[0] : NAN;
+}
+
+/* Mean loss over eval_iters validation batches. Their sampler is seeded from
+ * the step, so evaluating never moves the training batches (and a resumed
+ * run evaluates the same batches). */
+static float val_loss(run *r)
+{
+    tg_rng er;
+    tg_rng_seed(&er, r->o.seed * 1000003ull + (unsigned long long)r->s.step);
+    double sum = 0.0;
+    for (int i = 0; i < r->o.eval_iters; i++) {
+        data_batch(&r->d, &er, true, r->o.batch, r->o.ctx, r->ids, r->targets);
+        sum += batch_loss(r, r->o.batch);
+    }
+    return (float)(sum / r->o.eval_iters);
+}
+
+/* Greedy answers to held-out sort problems [first, first + n): out[i] gets
+ * the SORT_LEN predicted digits of problem first + i. */
+static bool sort_predict(run *r, int first, int n, int *out)
+{
+    int *seq = malloc((size_t)n * SORT_CTX * sizeof *seq), *ids = malloc((size_t)n * SORT_CTX * sizeof *ids);
+    bool ok = seq && ids;
+    for (int i = 0; ok && i < n; i++) {
+        data_sort_test(&r->d, first + i, seq + i * SORT_CTX);
+        seq[i * SORT_CTX + SORT_LEN] = SORT_SEP;
+    }
+    for (int len = SORT_LEN + 1; ok && len <= SORT_CTX; len++) {
+        for (int i = 0; i < n; i++)
+            memcpy(ids + i * len, seq + i * SORT_CTX, (size_t)len * sizeof *ids);
+        tg_tape_reset(r->tape);
+        tg_tensor *lg = tg_gpt_logits(r->tape, r->m, ids, n, len);
+        ok = lg != NULL;
+        for (int i = 0; ok && i < n; i++) {
+            const float *row = lg->data + ((size_t)i * len + (size_t)len - 1) * SORT_VOCAB;
+            int best = 0;
+            for (int v = 1; v < SORT_VOCAB; v++)
+                best = row[v] > row[best] ? v : best;
+            if (len < SORT_CTX)
+                seq[i * SORT_CTX + len] = best;
+            out[i * SORT_LEN + len - SORT_LEN - 1] = best;
+        }
+    }
+    free(seq);
+    free(ids);
+    return ok;
+}
+
+static void print_sort_example(const int *in, const int *pred)
+{
+    int want[SORT_CTX + 1];
+    int digits[SORT_LEN];
+    memcpy(digits, in, sizeof digits);
+    bool right = true;
+    for (int i = 0; i < SORT_LEN; i++)
+        for (int j = i + 1; j < SORT_LEN; j++)
+            if (digits[j] < digits[i]) {
+                int t = digits[i];
+                digits[i] = digits[j];
+                digits[j] = t;
+            }
+    memcpy(want, digits, sizeof digits);
+    printf("  ");
+    for (int i = 0; i < SORT_LEN; i++)
+        printf("%d", in[i]);
+    printf(" -> ");
+    for (int i = 0; i < SORT_LEN; i++) {
+        printf("%c", pred[i] < 10 ? '0' + pred[i] : '>');
+        right = right && pred[i] == want[i];
+    }
+    printf("  %s\n", right ? "right" : "wrong");
+}
+
+static int sort_report(run *r)
+{
+    enum { CHUNK = 250 };
+    int right = 0, pred[CHUNK * SORT_LEN], in[SORT_LEN];
+    for (int first = 0; first < SORT_TEST; first += CHUNK) {
+        if (!sort_predict(r, first, CHUNK, pred)) {
+            fprintf(stderr, "train_gpt: %s\n", tg_tape_error(r->tape));
+            return 1;
+        }
+        for (int i = 0; i < CHUNK; i++) {
+            int digits[SORT_LEN], seq[SORT_CTX + 1];
+            data_sort_test(&r->d, first + i, digits);
+            int count[10] = {0}, k = 0;
+            for (int j = 0; j < SORT_LEN; j++)
+                count[digits[j]]++;
+            for (int v = 0; v < 10; v++)
+                while (count[v]--)
+                    seq[k++] = v;
+            right += !memcmp(seq, pred + i * SORT_LEN, sizeof(int) * SORT_LEN);
+        }
+        if (first == 0) {
+            printf("held-out examples:\n");
+            for (int i = 0; i < 5; i++) {
+                data_sort_test(&r->d, i, in);
+                print_sort_example(in, pred + i * SORT_LEN);
+            }
+        }
+    }
+    printf("held-out exact-match accuracy: %d/%d = %.1f%%\n", right, SORT_TEST, 100.0 * right / SORT_TEST);
+    return 0;
+}
+
+/* ---- sampling text ---------------------------------------------------------- */
+
+static int sample_token(const float *logits, int vocab, float temperature, int top_k, tg_rng *rng)
+{
+    double p[256], total = 0.0, maxl = -INFINITY;
+    for (int v = 0; v < vocab; v++)
+        maxl = logits[v] > maxl ? logits[v] : maxl;
+    float kth = -INFINITY;
+    if (top_k > 0 && top_k < vocab) {
+        float sorted[256];
+        memcpy(sorted, logits, (size_t)vocab * sizeof *sorted);
+        for (int i = 0; i < top_k; i++) /* partial selection: the k-th largest */
+            for (int j = i + 1; j < vocab; j++)
+                if (sorted[j] > sorted[i]) {
+                    float t = sorted[i];
+                    sorted[i] = sorted[j];
+                    sorted[j] = t;
+                }
+        kth = sorted[top_k - 1];
+    }
+    for (int v = 0; v < vocab; v++)
+        total += p[v] = logits[v] < kth ? 0.0 : exp((logits[v] - maxl) / temperature);
+    double u = tg_rng_uniform(rng) * total;
+    for (int v = 0; v < vocab; v++)
+        if ((u -= p[v]) < 0.0)
+            return v;
+    return vocab - 1;
+}
+
+static int sample_text(run *r)
+{
+    int n = r->o.sample, ctx = r->o.ctx, *toks = malloc((size_t)(n + 1) * sizeof *toks);
+    if (!toks)
+        return 1;
+    tg_rng rng;
+    tg_rng_seed(&rng, r->o.seed + 7);
+    toks[0] = 0;
+    for (int v = 0; v < r->d.vocab; v++)
+        if (r->d.chars[v] == '\n')
+            toks[0] = v;
+    printf("sample (%d characters, temperature %g, top-k %d):\n", n, (double)r->o.temperature, r->o.top_k);
+    for (int i = 1; i <= n; i++) {
+        int len = i < ctx ? i : ctx;
+        tg_tape_reset(r->tape);
+        tg_tensor *lg = tg_gpt_logits(r->tape, r->m, toks + i - len, 1, len);
+        if (!lg) {
+            fprintf(stderr, "train_gpt: %s\n", tg_tape_error(r->tape));
+            free(toks);
+            return 1;
+        }
+        toks[i] = sample_token(lg->data + (size_t)(len - 1) * r->d.vocab, r->d.vocab, r->o.temperature,
+                               r->o.top_k, &rng);
+        putchar(r->d.chars[toks[i]]);
+    }
+    putchar('\n');
+    free(toks);
+    return 0;
+}
+
+/* ---- training --------------------------------------------------------------- */
+
+/* first: the first step of this process (a resumed run starts late). */
+static void progress(run *r, long first, long step, float loss, float lr, bool eval)
+{
+    double el = now() - r->t0;
+    long done = step + 1 - first, left = r->o.steps - step - 1;
+    double tok_s = (double)done * r->o.batch * r->o.ctx / (el > 0 ? el : 1e-9);
+    double eta = done ? el / (double)done * (double)left : 0.0;
+    bool tty = isatty(fileno(stdout));
+    long every = r->o.steps / 20 > 0 ? r->o.steps / 20 : 1;
+    if (!tty && !eval && (step + 1) % every && left)
+        return;
+    printf("%sstep %ld/%d  loss %.4f  lr %.2e  %.0f tok/s  %.0fs left%s", tty ? "\r\033[K" : "", step + 1,
+           r->o.steps, (double)loss, (double)lr, tok_s, eta, tty && !eval && left ? "" : "\n");
+    if (eval)
+        printf("step %ld: %s loss %.4f\n", step + 1, r->d.is_sort ? "held-out" : "val", (double)r->last_val);
+    fflush(stdout);
+}
+
+/* One optimiser step. Returns the training loss, NAN on failure (reported). */
+static float train_step(run *r, float lr, float *norm)
+{
+    data_batch(&r->d, &r->s.rng, false, r->o.batch, r->o.ctx, r->ids, r->targets);
+    tg_tape_reset(r->tape);
+    tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids, r->targets, r->o.batch, r->o.ctx);
+    tg_zero_grad(r->m->params, r->m->n_params);
+    if (tg_backward(r->tape, loss) != TG_OK) {
+        fprintf(stderr, "\ntrain_gpt: %s\n", tg_tape_error(r->tape));
+        return NAN;
+    }
+    float l = loss->data[0];
+    *norm = tg_clip_grad_norm(r->m->params, r->m->n_params, r->o.clip);
+    if (!isfinite(l) || !isfinite(*norm)) {
+        fprintf(stderr, "\ntrain_gpt: the loss (%g) or gradient norm (%g) is not finite at step %ld; "
+                "nothing was saved (try a lower --lr)\n", (double)l, (double)*norm, r->s.step + 1);
+        return NAN;
+    }
+    tg_adamw_step(r->opt, lr);
+    return l;
+}
+
+static int train(run *r)
+{
+    const options *o = &r->o;
+    long end = o->stop_after && o->stop_after < o->steps ? o->stop_after : o->steps;
+    long first = r->s.step;
+    r->t0 = now();
+    for (long step = r->s.step; step < end; step++) {
+        float norm, lr = tg_lr_schedule(step, o->warmup, o->steps, o->lr, o->min_lr);
+        float loss = train_step(r, lr, &norm);
+        if (isnan(loss))
+            return 1;
+        r->s.step = step + 1;
+        bool eval = (step + 1) % o->eval_every == 0 || step + 1 == o->steps;
+        if (eval)
+            r->last_val = val_loss(r);
+        if (r->log) {
+            char val[32] = "";
+            if (eval)
+                snprintf(val, sizeof val, "%.6f", (double)r->last_val);
+            fprintf(r->log, "%ld,%.6f,%s,%.6e,%.6f,%.3f\n", step + 1, (double)loss, val, (double)lr,
+                    (double)norm, now() - r->t0);
+        }
+        progress(r, first, step, loss, lr, eval);
+    }
+    printf("%ld steps in %.1f s\n", end - first, now() - r->t0);
+    return 0;
+}
+
+static int finish(run *r)
+{
+    char err[512];
+    const options *o = &r->o;
+    if (o->save) {
+        if (!ckpt_save(o->save, r->m, r->opt, o, &r->d, &r->s, err, sizeof err)) {
+            fprintf(stderr, "train_gpt: --save %s\n", err);
+            return 1;
+        }
+        printf("checkpoint written to %s (step %ld)\n", o->save, r->s.step);
+    }
+    if (r->s.step < o->steps)
+        return 0;
+    return r->d.is_sort ? sort_report(r) : o->sample ? sample_text(r) : 0;
+}
+
+static int dump(run *r)
+{
+    char err[512];
+    data_batch(&r->d, &r->s.rng, false, r->o.batch, r->o.ctx, r->ids, r->targets);
+    tg_tape_reset(r->tape);
+    tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids, r->targets, r->o.batch, r->o.ctx);
+    tg_zero_grad(r->m->params, r->m->n_params);
+    if (tg_backward(r->tape, loss) != TG_OK) {
+        fprintf(stderr, "train_gpt: %s\n", tg_tape_error(r->tape));
+        return 1;
+    }
+    if (!dump_grads(r->o.dump_grads, r->m, r->ids, r->targets, r->o.batch, r->o.ctx, loss->data[0], err, sizeof err)) {
+        fprintf(stderr, "train_gpt: --dump-grads %s\n", err);
+        return 1;
+    }
+    printf("loss %.6f; parameters, gradients and the batch written to %s\n", (double)loss->data[0], r->o.dump_grads);
+    return 0;
+}
+
+static void describe(const run *r)
+{
+    const options *o = &r->o;
+    long n = 0;
+    for (int i = 0; i < r->m->n_params; i++)
+        n += (long)r->m->params[i]->size;
+    if (r->d.is_sort)
+        printf("task: sort %d digits (%d held-out problems)\n", SORT_LEN, SORT_TEST);
+    else
+        printf("task: %s, %ld characters, vocabulary %d, %ld for training\n", o->data, r->d.n_tokens, r->d.vocab,
+               r->d.n_train);
+    printf("model: %d layers, %d heads, dim %d, ctx %d, %s-LN, %.2fM parameters\n", o->layers, o->heads, o->dim,
+           o->ctx, norm_name(o->norm), (double)n / 1e6);
+    printf("run: batch %d, steps %ld..%d, lr %g -> %g, warm-up %d, weight decay %g, beta2 %g, clip %g, seed %llu, "
+           "%d threads\n", o->batch, r->s.step, o->steps, (double)o->lr, (double)o->min_lr, o->warmup,
+           (double)o->weight_decay, (double)o->beta2, (double)o->clip, o->seed, tg_set_threads(0));
+}
+
+int main(int argc, char **argv)
+{
+    run r = {0};
+    int rc = setup(&r, argc, argv);
+    if (!rc && r.o.dump_grads)
+        rc = dump(&r);
+    else if (!rc) {
+        describe(&r);
+        rc = train(&r);
+        rc = rc ? rc : finish(&r);
+    }
+    if (r.log && fclose(r.log)) {
+        fprintf(stderr, "train_gpt: --log %s: write failed\n", r.o.log);
+        rc = rc ? rc : 1;
+    }
+    tg_tape_free(r.tape);
+    tg_adamw_free(r.opt);
+    tg_gpt_free(r.m);
+    data_free(&r.d);
+    free(r.ids);
+    free(r.targets);
+    return rc < 0 ? 0 : rc;
+}
