@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,7 +44,6 @@ typedef struct tg_tensor {
     int shape[TG_MAX_DIMS];
     size_t size;                 /* number of elements */
     bool requires_grad;
-    bool retain_grad;            /* keep this activation's grad after backward */
     bool on_heap;                /* a parameter (tg_param_new), not an activation */
     char name[64];
 } tg_tensor;
@@ -96,12 +96,15 @@ void tg_tape_fail(tg_tape *t, tg_status s, const char *fmt, ...)
 
 /* A tensor in the tape's arena, for inputs: data zeroed, no gradient. */
 tg_tensor *tg_tape_tensor(tg_tape *t, int ndim, const int *shape);
-/* Name a tensor so tools can find it; returns x. */
+/* Name a tensor so tools can find it (tg_tape_find, tg_grad_report); names
+ * longer than 63 characters are cut. Returns x. */
 tg_tensor *tg_name(tg_tensor *x, const char *name);
 
 /* Seeds d(loss) = 1 and walks the tape in reverse, accumulating into the
  * gradients of parameters (which must have been zeroed by tg_zero_grad) and
- * of activations. loss must be a one-element tensor recorded on t. */
+ * of activations. loss must be a one-element tensor recorded on t. Every
+ * activation that requires a gradient keeps it, in the arena, until
+ * tg_tape_reset: there is no retain_grad to ask for. */
 tg_status tg_backward(tg_tape *t, tg_tensor *loss);
 
 /* ---- ops: forward runs now, backward is recorded on the tape ----------- */
@@ -158,17 +161,27 @@ tg_tensor *tg_linear(tg_tape *t, tg_tensor *x, tg_tensor *w, tg_tensor *b);
 typedef enum tg_norm_place {
     TG_PRE_LN,   /* x + f(LN(x)), GPT-2 */
     TG_POST_LN,  /* LN(x + f(x)), the original Transformer */
+    TG_DEEPNORM, /* LN(alpha x + f(x)), alpha = (2N)^(1/4), init scaled by beta
+                    (Wang et al. 2022, DeepNet; see tg_gpt_new) */
+    TG_REZERO,   /* x + a f(x), a learnable gate per sublayer starting at 0, no
+                    LayerNorm inside blocks (Bachlechner et al. 2020) */
 } tg_norm_place;
 
 typedef struct tg_gpt_config {
     int vocab, ctx, layers, heads, dim;
     tg_norm_place norm;
-    float residual_scale;  /* alpha in alpha * x + f; 0 means 1 */
+    float residual_scale;  /* alpha in alpha * x + f; 0 means 1. TG_DEEPNORM
+                              replaces it with (2 layers)^(1/4); TG_REZERO
+                              accepts only 0 or 1 (its skip path is plain) */
 } tg_gpt_config;
 
 /* A GPT-2 shaped model: learned token and position embeddings, `layers`
  * blocks, a final LayerNorm, and an output head tied to the token embedding.
- * params are named and ordered as nanoGPT's model.named_parameters(). */
+ * params are named and ordered as nanoGPT's model.named_parameters(). A
+ * TG_REZERO block has no ln_1/ln_2; in their places it holds its gates
+ * "transformer.h.<l>.rezero.attn" and "...rezero.mlp", each of shape [1].
+ * ln_f stays in every variant: it sits after the residual stream, not on it,
+ * and the tied head expects normalised features. */
 typedef struct tg_gpt {
     tg_gpt_config cfg;
     int n_params;
@@ -178,11 +191,25 @@ typedef struct tg_gpt {
 
 /* Checks cfg (message in err on failure) and initialises the weights from
  * seed: normal(0, 0.02), residual output projections normal(0, 0.02 /
- * sqrt(2 * layers)), biases 0, LayerNorm gamma 1 and beta 0. */
+ * sqrt(2 * layers)), biases 0, LayerNorm gamma 1 and beta 0, ReZero gates 0.
+ * TG_DEEPNORM draws the value projection (the last third of c_attn's rows),
+ * attn.c_proj, mlp.c_fc and mlp.c_proj from normal(0, 0.02 * beta) with
+ * beta = (8 layers)^(-1/4), in place of the GPT-2 depth scaling; q and k keep
+ * std 0.02. Pre-LN and Post-LN draw the same numbers as before the variants
+ * existed. */
 tg_gpt *tg_gpt_new(const tg_gpt_config *cfg, uint64_t seed, char *err, size_t errlen);
 void tg_gpt_free(tg_gpt *m);
 tg_tensor *tg_gpt_param(const tg_gpt *m, const char *name);
-/* Logits [B, T, vocab] for ids [B, T]; T at most cfg.ctx. */
+/* Logits [B, T, vocab] for ids [B, T]; T at most cfg.ctx. Names the
+ * residual stream on the tape for tg_tape_find and tg_grad_report:
+ *   "emb"               wte[ids] + wpe, the stream entering block 0
+ *   "h.<l>.resid_attn"  the output of block l's attention residual add
+ *   "h.<l>.resid_mlp"   the output of block l's MLP residual add
+ *   "h.<l>.norm_attn", "h.<l>.norm_mlp"   Post-LN and DeepNorm only: the
+ *                       LayerNorm after each add (the stream itself there)
+ *   "ln_f", "logits"    the final LayerNorm's output and the logits
+ * The stream leaving block l is "h.<l>.norm_mlp" for Post-LN and DeepNorm,
+ * "h.<l>.resid_mlp" for Pre-LN and ReZero. */
 tg_tensor *tg_gpt_logits(tg_tape *t, const tg_gpt *m, const int *ids, int batch, int len);
 /* Mean cross-entropy of the next-token predictions (targets -1 ignored). */
 tg_tensor *tg_gpt_loss(tg_tape *t, const tg_gpt *m, const int *ids, const int *targets, int batch, int len);
@@ -190,6 +217,74 @@ tg_tensor *tg_gpt_loss(tg_tape *t, const tg_gpt *m, const int *ids, const int *t
 /* Threads for OpenMP kernels and OpenBLAS; n < 1 leaves the default.
  * Returns the number in force. */
 int tg_set_threads(int n);
+
+/* ---- residual-path study ------------------------------------------------- */
+
+/* ReZero's residual z = x + a * f for a one-element gate a (a parameter):
+ * dx = dz, df = a * dz, da = sum(dz * f). Recorded as a residual add, so the
+ * report finds it like tg_residual's. */
+tg_tensor *tg_residual_gated(tg_tape *t, tg_tensor *x, tg_tensor *f, tg_tensor *a);
+
+/* The tensor named name among the ops recorded on t (their outputs and their
+ * inputs, parameters included); the most recently recorded one when several
+ * share the name. NULL when none has it, or t or name is NULL. Use it after
+ * tg_backward to read an activation's gradient. */
+tg_tensor *tg_tape_find(const tg_tape *t, const char *name);
+
+/* DeepNorm's constants for a decoder-only model of `layers` blocks (Wang et
+ * al. 2022): alpha = (2 layers)^(1/4) scales the skip path, beta = (8
+ * layers)^(-1/4) the branch initialisation. 0 for layers < 1. */
+float tg_deepnorm_alpha(int layers);
+float tg_deepnorm_beta(int layers);
+
+typedef enum tg_grad_kind {
+    TG_GRAD_TENSOR,   /* a named activation */
+    TG_GRAD_PARAM,    /* a parameter (tg_param_new) used on the tape */
+    TG_GRAD_RESIDUAL, /* a residual add: tg_residual(_scaled) or tg_residual_gated */
+} tg_grad_kind;
+
+/* One row of a gradient report. norm, rms and max_abs describe the
+ * tensor's gradient; for a residual add they describe dz, the gradient
+ * entering it, and skip_norm and branch_norm the parts it passes on:
+ * ||alpha dz|| to x and ||dz|| to f, or ||dz|| to x and ||a dz|| to f for a
+ * gated add (scale holds alpha or a). The gradient reaching x is the skip
+ * part plus whatever flows back through the branch when f depends on x. */
+typedef struct tg_grad_stat {
+    char name[64];     /* the tensor's name; a residual add takes its output's
+                          name, or "residual@<op index>" when it has none */
+    tg_grad_kind kind;
+    bool has_grad;     /* false: no gradient reached it (no backward yet, or
+                          an input that needs none); the figures are 0 */
+    size_t size;
+    double norm, rms, max_abs;
+    double skip_norm, branch_norm, scale; /* TG_GRAD_RESIDUAL only */
+} tg_grad_stat;
+
+/* Fills out[0 .. cap-1] with one row per named activation, per parameter and
+ * per residual add, in the order the tape first meets them, and returns how
+ * many rows the full report has (call with out NULL and cap 0 to size it).
+ * Unnamed activations are left out, parameters appear once however often
+ * they are used. Returns -1 when t is NULL or failed, or cap < 0, or out is
+ * NULL with cap > 0. */
+int tg_grad_report(const tg_tape *t, tg_grad_stat *out, int cap);
+/* The rows as an aligned table, one per line, with a header. */
+void tg_grad_report_print(FILE *f, const tg_grad_stat *rows, int n);
+
+/* The LayerNorm Jacobian dxhat/dx of one row x of length n (gamma = 1, seed
+ * 001's matrix with eps kept), into J (n*n, row-major, in double):
+ *   J = (rstd / n) (n I - 1 1^T - xhat xhat^T),  rstd = 1/sqrt(var + eps)
+ * J is symmetric; J dy is LayerNorm's dx for an upstream gradient dy. Its
+ * eigenvalues: 0 along the all-ones vector, eps * rstd^3 along xhat (since
+ * ||xhat||^2 = n var / (var + eps)), rstd on the n - 2 others. TG_ERR_ARG
+ * with a message in err for NULL pointers, n < 1, eps < 0 or not finite, a
+ * value of x not finite, or var + eps = 0. */
+tg_status tg_layernorm_jacobian(const float *x, int n, float eps, double *J, char *err, size_t errlen);
+
+/* Eigenvalues of the symmetric n x n matrix A (row-major) by cyclic Jacobi
+ * rotations, in ascending order into eig[n]. A is overwritten. TG_ERR_ARG
+ * with a message in err for NULL pointers, n < 1, values not finite or A not
+ * symmetric (|A_ij - A_ji| above 1e-12 of the largest |A_ij|). */
+tg_status tg_sym_eigenvalues(double *A, int n, double *eig, char *err, size_t errlen);
 
 /* ---- optimizers (src/optim) ------------------------------------------- */
 

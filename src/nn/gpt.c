@@ -1,8 +1,10 @@
 /* A GPT-2 shaped Transformer, parameters named as nanoGPT's model:
  *
  *   x = wte[ids] + wpe[0..T-1]
- *   each block, Pre-LN:  x = a*x + attn(ln_1(x));   x = a*x + mlp(ln_2(x))
- *               Post-LN: x = ln_1(a*x + attn(x));   x = ln_2(a*x + mlp(x))
+ *   each block, Pre-LN:   x = a*x + attn(ln_1(x));      x = a*x + mlp(ln_2(x))
+ *               Post-LN:  x = ln_1(a*x + attn(x));      x = ln_2(a*x + mlp(x))
+ *               DeepNorm: Post-LN with a = (2 layers)^(1/4)
+ *               ReZero:   x = x + g_attn * attn(x);     x = x + g_mlp * mlp(x)
  *   logits = ln_f(x) wte^T          (the head is tied to the embedding)
  *
  *   attn(x) = c_proj(attention(c_attn(x)))    causal, heads split from c_attn
@@ -19,14 +21,30 @@
 
 #define LN_EPS 1e-5f
 #define PER_BLOCK 12
+#define PER_REZERO_BLOCK 10
 
-/* Offsets of a block's tensors in params, in named_parameters() order. */
-enum { LN1_W, LN1_B, ATTN_W, ATTN_B, APROJ_W, APROJ_B, LN2_W, LN2_B, FC_W, FC_B, MPROJ_W, MPROJ_B };
+/* The tensors a block may hold; a variant's layout lists the ones it has in
+ * named_parameters() order. */
+enum slot { LN1_W, LN1_B, ATTN_W, ATTN_B, APROJ_W, APROJ_B, LN2_W, LN2_B, FC_W, FC_B, MPROJ_W, MPROJ_B,
+            GATE_ATTN, GATE_MLP, N_SLOTS };
 
-static const char *const block_names[PER_BLOCK] = {
+static const char *const slot_names[N_SLOTS] = {
     "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
     "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
-    "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
+    "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias",
+    "rezero.attn", "rezero.mlp"};
+
+static const enum slot ln_layout[PER_BLOCK] = {LN1_W, LN1_B, ATTN_W, ATTN_B, APROJ_W, APROJ_B,
+                                               LN2_W, LN2_B, FC_W, FC_B, MPROJ_W, MPROJ_B};
+/* The gates take the places of the LayerNorms they replace. */
+static const enum slot rezero_layout[PER_REZERO_BLOCK] = {GATE_ATTN, ATTN_W, ATTN_B, APROJ_W, APROJ_B,
+                                                          GATE_MLP, FC_W, FC_B, MPROJ_W, MPROJ_B};
+
+static int block_size(tg_norm_place norm) { return norm == TG_REZERO ? PER_REZERO_BLOCK : PER_BLOCK; }
+static const enum slot *block_layout(tg_norm_place norm) { return norm == TG_REZERO ? rezero_layout : ln_layout; }
+
+float tg_deepnorm_alpha(int layers) { return layers < 1 ? 0.0f : powf(2.0f * (float)layers, 0.25f); }
+float tg_deepnorm_beta(int layers) { return layers < 1 ? 0.0f : powf(8.0f * (float)layers, -0.25f); }
 
 static bool check_config(const tg_gpt_config *c, char *err, size_t errlen)
 {
@@ -36,14 +54,17 @@ static bool check_config(const tg_gpt_config *c, char *err, size_t errlen)
     else if (c->layers < 1) bad = "layers must be at least 1";
     else if (c->dim < 1) bad = "dim must be at least 1";
     else if (c->heads < 1 || c->dim % c->heads) bad = "heads must divide dim";
-    else if (c->norm != TG_PRE_LN && c->norm != TG_POST_LN) bad = "norm must be TG_PRE_LN or TG_POST_LN";
+    else if ((unsigned)c->norm > (unsigned)TG_REZERO) bad = "norm must be TG_PRE_LN, TG_POST_LN, TG_DEEPNORM or TG_REZERO";
     else if (!isfinite(c->residual_scale) || c->residual_scale < 0) bad = "residual_scale must be finite and >= 0";
+    else if (c->norm == TG_REZERO && c->residual_scale != 0 && c->residual_scale != 1)
+        bad = "residual_scale must be 0 or 1 with TG_REZERO";
     if (bad && err && errlen)
         snprintf(err, errlen, "tg_gpt_new: %s (vocab %d, ctx %d, layers %d, heads %d, dim %d)", bad,
                  c->vocab, c->ctx, c->layers, c->heads, c->dim);
     return !bad;
 }
 
+/* cols 0: a vector of rows elements. */
 static tg_tensor *new_param(tg_gpt *m, int rows, int cols, const char *name)
 {
     int shape[2] = {rows, cols};
@@ -61,22 +82,41 @@ static bool alloc_params(tg_gpt *m)
     char name[64];
     if (!new_param(m, c->vocab, d, "transformer.wte.weight") || !new_param(m, c->ctx, d, "transformer.wpe.weight"))
         return false;
-    const int shapes[PER_BLOCK][2] = {{d, 0}, {d, 0}, {3 * d, d}, {3 * d, 0}, {d, d}, {d, 0},
-                                      {d, 0}, {d, 0}, {4 * d, d}, {4 * d, 0}, {d, 4 * d}, {d, 0}};
+    const int shapes[N_SLOTS][2] = {{d, 0}, {d, 0}, {3 * d, d}, {3 * d, 0}, {d, d}, {d, 0}, {d, 0},
+                                    {d, 0}, {4 * d, d}, {4 * d, 0}, {d, 4 * d}, {d, 0}, {1, 0}, {1, 0}};
+    const enum slot *layout = block_layout(c->norm);
     for (int l = 0; l < c->layers; l++)
-        for (int k = 0; k < PER_BLOCK; k++) {
-            snprintf(name, sizeof name, "transformer.h.%d.%s", l, block_names[k]);
-            if (!new_param(m, shapes[k][0], shapes[k][1], name))
+        for (int k = 0; k < block_size(c->norm); k++) {
+            enum slot sl = layout[k];
+            snprintf(name, sizeof name, "transformer.h.%d.%s", l, slot_names[sl]);
+            if (!new_param(m, shapes[sl][0], shapes[sl][1], name))
                 return false;
         }
     return new_param(m, d, 0, "transformer.ln_f.weight") && new_param(m, d, 0, "transformer.ln_f.bias");
+}
+
+/* The std a weight matrix is drawn from (see tg_gpt_new). */
+static float weight_std(const tg_gpt *m, const char *name)
+{
+    float layers = (float)m->cfg.layers;
+    if (m->cfg.norm == TG_DEEPNORM && (strstr(name, "c_proj.weight") || strstr(name, "c_fc.weight")))
+        return 0.02f * tg_deepnorm_beta(m->cfg.layers);
+    return strstr(name, "c_proj.weight") ? 0.02f / sqrtf(2.0f * layers) : 0.02f;
+}
+
+/* DeepNorm scales v, not q and k: the last third of c_attn's rows. */
+static void scale_value_rows(const tg_gpt *m, tg_tensor *c_attn)
+{
+    float beta = tg_deepnorm_beta(m->cfg.layers);
+    size_t third = c_attn->size / 3;
+    for (size_t i = 2 * third; i < c_attn->size; i++)
+        c_attn->data[i] *= beta;
 }
 
 static void init_params(tg_gpt *m, uint64_t seed)
 {
     tg_rng r;
     tg_rng_seed(&r, seed);
-    float proj_std = 0.02f / sqrtf(2.0f * (float)m->cfg.layers);
     for (int i = 0; i < m->n_params; i++) {
         tg_tensor *p = m->params[i];
         size_t len = strlen(p->name);
@@ -85,9 +125,11 @@ static void init_params(tg_gpt *m, uint64_t seed)
         if (is_ln)
             tg_fill(p, is_weight ? 1.0f : 0.0f);
         else if (!is_weight)
-            tg_fill(p, 0.0f);
+            tg_fill(p, 0.0f); /* biases, and ReZero's gates */
         else
-            tg_fill_normal(p, &r, 0.0f, strstr(p->name, "c_proj.weight") ? proj_std : 0.02f);
+            tg_fill_normal(p, &r, 0.0f, weight_std(m, p->name));
+        if (m->cfg.norm == TG_DEEPNORM && strstr(p->name, "c_attn.weight"))
+            scale_value_rows(m, p);
     }
 }
 
@@ -101,6 +143,8 @@ tg_gpt *tg_gpt_new(const tg_gpt_config *cfg, uint64_t seed, char *err, size_t er
     m->cfg = *cfg;
     if (m->cfg.residual_scale == 0.0f)
         m->cfg.residual_scale = 1.0f;
+    if (m->cfg.norm == TG_DEEPNORM)
+        m->cfg.residual_scale = tg_deepnorm_alpha(cfg->layers);
     m->params = calloc((size_t)(PER_BLOCK * cfg->layers + 4), sizeof *m->params);
     m->positions = malloc((size_t)cfg->ctx * sizeof *m->positions);
     if (!m->params || !m->positions || !alloc_params(m))
@@ -146,16 +190,37 @@ static tg_tensor *mlp(tg_tape *t, tg_tensor *const *p, tg_tensor *x)
     return tg_linear(t, tg_gelu(t, tg_linear(t, x, p[FC_W], p[FC_B])), p[MPROJ_W], p[MPROJ_B]);
 }
 
+/* "h.<layer>.<what>" on x; returns x. */
+static tg_tensor *name_at(tg_tensor *x, int layer, const char *what)
+{
+    char name[64];
+    snprintf(name, sizeof name, "h.%d.%s", layer, what);
+    return tg_name(x, name);
+}
+
 static tg_tensor *block(tg_tape *t, const tg_gpt *m, int layer, tg_tensor *x)
 {
-    tg_tensor *const *p = m->params + 2 + PER_BLOCK * layer;
+    int size = block_size(m->cfg.norm);
+    const enum slot *layout = block_layout(m->cfg.norm);
+    tg_tensor *p[N_SLOTS] = {0};
+    for (int k = 0; k < size; k++)
+        p[layout[k]] = m->params[2 + size * layer + k];
     float a = m->cfg.residual_scale;
+    int heads = m->cfg.heads;
     if (m->cfg.norm == TG_PRE_LN) {
-        x = tg_residual_scaled(t, x, attn(t, p, tg_layernorm(t, x, p[LN1_W], p[LN1_B], LN_EPS), m->cfg.heads), a);
-        return tg_residual_scaled(t, x, mlp(t, p, tg_layernorm(t, x, p[LN2_W], p[LN2_B], LN_EPS)), a);
+        tg_tensor *h = attn(t, p, tg_layernorm(t, x, p[LN1_W], p[LN1_B], LN_EPS), heads);
+        x = name_at(tg_residual_scaled(t, x, h, a), layer, "resid_attn");
+        h = mlp(t, p, tg_layernorm(t, x, p[LN2_W], p[LN2_B], LN_EPS));
+        return name_at(tg_residual_scaled(t, x, h, a), layer, "resid_mlp");
     }
-    x = tg_layernorm(t, tg_residual_scaled(t, x, attn(t, p, x, m->cfg.heads), a), p[LN1_W], p[LN1_B], LN_EPS);
-    return tg_layernorm(t, tg_residual_scaled(t, x, mlp(t, p, x), a), p[LN2_W], p[LN2_B], LN_EPS);
+    if (m->cfg.norm == TG_REZERO) {
+        x = name_at(tg_residual_gated(t, x, attn(t, p, x, heads), p[GATE_ATTN]), layer, "resid_attn");
+        return name_at(tg_residual_gated(t, x, mlp(t, p, x), p[GATE_MLP]), layer, "resid_mlp");
+    }
+    x = name_at(tg_residual_scaled(t, x, attn(t, p, x, heads), a), layer, "resid_attn");
+    x = name_at(tg_layernorm(t, x, p[LN1_W], p[LN1_B], LN_EPS), layer, "norm_attn");
+    x = name_at(tg_residual_scaled(t, x, mlp(t, p, x), a), layer, "resid_mlp");
+    return name_at(tg_layernorm(t, x, p[LN2_W], p[LN2_B], LN_EPS), layer, "norm_mlp");
 }
 
 tg_tensor *tg_gpt_logits(tg_tape *t, const tg_gpt *m, const int *ids, int batch, int len)
@@ -169,11 +234,12 @@ tg_tensor *tg_gpt_logits(tg_tape *t, const tg_gpt *m, const int *ids, int batch,
     }
     tg_tensor *tok = tg_embedding(t, m->params[0], ids, 2, (int[]){batch, len});
     tg_tensor *pos = tg_embedding(t, m->params[1], m->positions, 1, (int[]){len});
-    tg_tensor *x = tg_add(t, tok, pos);
+    tg_tensor *x = tg_name(tg_add(t, tok, pos), "emb");
     for (int l = 0; l < m->cfg.layers; l++)
         x = block(t, m, l, x);
-    tg_tensor *const *f = m->params + 2 + PER_BLOCK * m->cfg.layers;
-    return tg_matmul(t, tg_layernorm(t, x, f[0], f[1], LN_EPS), m->params[0], false, true);
+    tg_tensor *const *f = m->params + m->n_params - 2;
+    tg_tensor *y = tg_name(tg_layernorm(t, x, f[0], f[1], LN_EPS), "ln_f");
+    return tg_name(tg_matmul(t, y, m->params[0], false, true), "logits");
 }
 
 tg_tensor *tg_gpt_loss(tg_tape *t, const tg_gpt *m, const int *ids, const int *targets, int batch, int len)

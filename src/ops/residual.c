@@ -9,20 +9,24 @@
 
 #include <math.h>
 
-tg_tensor *tg_residual_scaled(tg_tape *t, tg_tensor *x, tg_tensor *f, float alpha)
+static bool same_shape(tg_tape *t, const char *who, const tg_tensor *x, const tg_tensor *f)
 {
-    tg_tensor *in[2] = {x, f};
-    if (!tg_tape_check_inputs(t, "tg_residual", in, 2))
-        return NULL;
     bool same = x->ndim == f->ndim;
     for (int i = 0; same && i < x->ndim; i++)
         same = x->shape[i] == f->shape[i];
     if (!same) {
         char sx[48], sf[48];
-        tg_tape_fail(t, TG_ERR_SHAPE, "tg_residual: shapes differ: x is %s, f is %s",
+        tg_tape_fail(t, TG_ERR_SHAPE, "%s: shapes differ: x is %s, f is %s", who,
                      tg_shape_str(x, sx, sizeof sx), tg_shape_str(f, sf, sizeof sf));
-        return NULL;
     }
+    return same;
+}
+
+tg_tensor *tg_residual_scaled(tg_tape *t, tg_tensor *x, tg_tensor *f, float alpha)
+{
+    tg_tensor *in[2] = {x, f};
+    if (!tg_tape_check_inputs(t, "tg_residual", in, 2) || !same_shape(t, "tg_residual", x, f))
+        return NULL;
     if (!isfinite(alpha)) {
         tg_tape_fail(t, TG_ERR_ARG, "tg_residual: alpha is %f", (double)alpha);
         return NULL;
@@ -55,4 +59,52 @@ void tg_residual_backward(tg_node *n)
     if (df)
         for (size_t i = 0; i < n->out->size; i++)
             df[i] += dz[i];
+}
+
+/* ReZero's gated residual z = x + a * f, a a learnable one-element gate:
+ *
+ *   dx += dz,   df += a * dz,   da += sum(dz * f)
+ *
+ * With a = 0 the block is the identity and the branch receives exactly zero
+ * gradient; only the gate learns on the first step. */
+tg_tensor *tg_residual_gated(tg_tape *t, tg_tensor *x, tg_tensor *f, tg_tensor *a)
+{
+    tg_tensor *in[3] = {x, f, a};
+    if (!tg_tape_check_inputs(t, "tg_residual_gated", in, 3) || !same_shape(t, "tg_residual_gated", x, f))
+        return NULL;
+    if (a->size != 1) {
+        char sa[48];
+        tg_tape_fail(t, TG_ERR_SHAPE, "tg_residual_gated: the gate a must have one element, got %s",
+                     tg_shape_str(a, sa, sizeof sa));
+        return NULL;
+    }
+    tg_node n = {.op = TG_OP_RESIDUAL_GATED, .n_in = 3, .in = {x, f, a}};
+    n.out = tg_tape_output(t, x->ndim, x->shape, in, 3);
+    return tg_tape_record(t, &n);
+}
+
+void tg_residual_gated_forward(tg_node *n)
+{
+    const float *x = n->in[0]->data, *f = n->in[1]->data;
+    float *z = n->out->data, a = n->in[2]->data[0];
+    for (size_t i = 0; i < n->out->size; i++)
+        z[i] = x[i] + a * f[i];
+}
+
+void tg_residual_gated_backward(tg_node *n)
+{
+    const float *dz = n->out->grad, *f = n->in[1]->data;
+    float *dx = n->in[0]->grad, *df = n->in[1]->grad, *da = n->in[2]->grad, a = n->in[2]->data[0];
+    if (dx)
+        for (size_t i = 0; i < n->out->size; i++)
+            dx[i] += dz[i];
+    if (df)
+        for (size_t i = 0; i < n->out->size; i++)
+            df[i] += a * dz[i];
+    if (da) {
+        double s = 0.0; /* one scalar from many products: keep the low bits */
+        for (size_t i = 0; i < n->out->size; i++)
+            s += (double)dz[i] * f[i];
+        da[0] += (float)s;
+    }
 }

@@ -7,6 +7,7 @@ const tg_op_def tg_op_table[] = {
     [TG_OP_SCALE] = {"scale", tg_scale_forward, tg_scale_backward},
     [TG_OP_MATMUL] = {"matmul", tg_matmul_forward, tg_matmul_backward},
     [TG_OP_RESIDUAL] = {"residual", tg_residual_forward, tg_residual_backward},
+    [TG_OP_RESIDUAL_GATED] = {"residual_gated", tg_residual_gated_forward, tg_residual_gated_backward},
     [TG_OP_LAYERNORM] = {"layernorm", tg_layernorm_forward, tg_layernorm_backward},
     [TG_OP_SUM] = {"sum", tg_sum_forward, tg_sum_backward},
     [TG_OP_MEAN] = {"mean", tg_mean_forward, tg_mean_backward},

@@ -220,6 +220,29 @@ tg_tensor *tg_name(tg_tensor *x, const char *name)
     return x;
 }
 
+/* Newest first: when a loop reuses a name, the latest tensor is the one
+ * wanted. */
+tg_tensor *tg_tape_find(const tg_tape *t, const char *name)
+{
+    if (!t || !name)
+        return NULL;
+    for (int i = t->n_nodes - 1; i >= 0; i--) {
+        const tg_node *n = &t->nodes[i];
+        if (!strcmp(n->out->name, name))
+            return n->out;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] && !strcmp(n->in[k]->name, name))
+                return n->in[k];
+    }
+    return NULL;
+}
+
+const tg_node *tg_tape_nodes(const tg_tape *t, int *count)
+{
+    *count = t->n_nodes;
+    return t->nodes;
+}
+
 tg_status tg_backward(tg_tape *t, tg_tensor *loss)
 {
     if (!t)
