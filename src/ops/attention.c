@@ -15,6 +15,7 @@
  * the pairs run in parallel with no races and no reductions across threads:
  * the result does not depend on the thread count. */
 #include "tapegrad_internal.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -59,15 +60,14 @@ static void forward_row(const attn_dims *a, const float *base, float *p, float *
     const int stride = 3 * a->c;
     const float scale = 1.0f / sqrtf((float)a->d);
     const float *q = base + (size_t)t * stride;
-    float m = -INFINITY, sum = 0.0f;
+    float m = -INFINITY, sum;
     for (int s = 0; s <= t; s++) {
         p[s] = scale * tg_vdot(q, base + (size_t)s * stride + a->c, a->d);
         m = p[s] > m ? p[s] : m;
     }
-    for (int s = 0; s <= t; s++) {
-        p[s] = expf(p[s] - m);
-        sum += p[s];
-    }
+    for (int s = 0; s <= t; s++)
+        p[s] = tg_exp(p[s] - m);
+    sum = tg_vsum(p, t + 1);
     memset(y, 0, (size_t)a->d * sizeof(float));
     for (int s = 0; s <= t; s++) {
         p[s] /= sum;

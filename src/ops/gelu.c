@@ -1,8 +1,10 @@
 /* GELU, tanh approximation (GPT-2):
  *   u = s (x + a x^3),  s = sqrt(2/pi),  a = 0.044715
  *   y = 0.5 x (1 + tanh u)
- *   dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) s (1 + 3 a x^2) */
+ *   dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) s (1 + 3 a x^2)
+ * tanh is vmath.h's, which vectorises (libm's tanhf does not). */
 #include "tapegrad_internal.h"
+#include "vmath.h"
 
 #include <math.h>
 
@@ -26,7 +28,7 @@ void tg_gelu_forward(tg_node *n)
 #pragma omp parallel for schedule(static) if (size > 65536)
     for (long i = 0; i < size; i++) {
         float u = GELU_S * (x[i] + GELU_A * x[i] * x[i] * x[i]);
-        y[i] = 0.5f * x[i] * (1.0f + tanhf(u));
+        y[i] = 0.5f * x[i] * (1.0f + tg_tanh(u));
     }
 }
 
@@ -40,7 +42,7 @@ void tg_gelu_backward(tg_node *n)
 #pragma omp parallel for schedule(static) if (size > 65536)
     for (long i = 0; i < size; i++) {
         float xi = x[i];
-        float th = tanhf(GELU_S * (xi + GELU_A * xi * xi * xi));
+        float th = tg_tanh(GELU_S * (xi + GELU_A * xi * xi * xi));
         float d = 0.5f * (1.0f + th) + 0.5f * xi * (1.0f - th * th) * GELU_S * (1.0f + 3.0f * GELU_A * xi * xi);
         dx[i] += d * dy[i];
     }

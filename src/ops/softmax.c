@@ -11,6 +11,7 @@
  * (max - x[c]) + log-sum, so large logits lose nothing to rounding, and the
  * backward recomputes softmax without another pass for the max or the sum. */
 #include "tapegrad_internal.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -40,13 +41,12 @@ void tg_softmax_forward(tg_node *n)
     for (long r = 0; r < rows; r++) {
         const float *x = n->in[0]->data + r * c;
         float *y = n->out->data + r * c;
-        float m = row_max(x, c), sum = 0.0f;
-        for (int j = 0; j < c; j++) {
-            y[j] = expf(x[j] - m);
-            sum += y[j];
-        }
+        float m = row_max(x, c);
         for (int j = 0; j < c; j++)
-            y[j] /= sum;
+            y[j] = tg_exp(x[j] - m);
+        float inv = 1.0f / tg_vsum(y, c);
+        for (int j = 0; j < c; j++)
+            y[j] *= inv;
     }
 }
 
@@ -64,6 +64,21 @@ void tg_softmax_backward(tg_node *n)
         for (int j = 0; j < c; j++)
             dx[j] += y[j] * (dy[j] - dot);
     }
+}
+
+/* sum_j exp(x_j - m) in independent lanes, so the loop vectorises. */
+static float sum_exp(const float *x, float m, int c)
+{
+    float acc[TG_LANES] = {0}, s = 0.0f;
+    int j = 0;
+    for (; j + TG_LANES <= c; j += TG_LANES)
+        for (int l = 0; l < TG_LANES; l++)
+            acc[l] += tg_exp(x[j + l] - m);
+    for (; j < c; j++)
+        s += tg_exp(x[j] - m);
+    for (int l = 0; l < TG_LANES; l++)
+        s += acc[l];
+    return s;
 }
 
 tg_tensor *tg_cross_entropy(tg_tape *t, tg_tensor *logits, const int *targets)
@@ -107,11 +122,9 @@ void tg_cross_entropy_forward(tg_node *n)
 #pragma omp parallel for schedule(static) if (rows * c > 65536)
     for (long r = 0; r < rows; r++) {
         const float *x = lt->data + r * c;
-        float m = row_max(x, c), sum = 0.0f;
-        for (int j = 0; j < c; j++)
-            sum += expf(x[j] - m);
+        float m = row_max(x, c);
         stats[2 * r] = m;
-        stats[2 * r + 1] = logf(sum);
+        stats[2 * r + 1] = logf(sum_exp(x, m, c));
     }
     /* Summed in row order, so the loss is the same for any thread count. */
     double total = 0.0;
@@ -138,7 +151,7 @@ void tg_cross_entropy_backward(tg_node *n)
         const float *x = lt->data + r * c;
         float *dx = lt->grad + r * c, m = stats[2 * r], logsum = stats[2 * r + 1];
         for (int j = 0; j < c; j++)
-            dx[j] += g * expf((x[j] - m) - logsum);
+            dx[j] += g * tg_exp((x[j] - m) - logsum);
         dx[target[r]] -= g;
     }
 }
