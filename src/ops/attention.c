@@ -11,9 +11,13 @@
  *   dq_t += scale * sum_s dS[t,s] k_s;   dk_s += scale * dS[t,s] q_t
  *
  * Heads are read and written in place through strides; P [B, heads, T, T] is
- * kept from the forward, followed by T floats of scratch per (batch, head). Each (batch, head) pair touches its own columns, so
- * the pairs run in parallel with no races and no reductions across threads:
- * the result does not depend on the thread count. */
+ * kept from the forward, followed by T + D*T floats of scratch per (batch,
+ * head). The scratch holds K (forward) or V (backward) transposed, so the
+ * scores of row t, q_t . k_s for every s, come from D vector multiply-adds
+ * across s instead of t+1 short dot products, each ending in a horizontal sum.
+ * Each (batch, head) pair touches its own columns and scratch, so the pairs
+ * run in parallel with no races and no reductions across threads: the result
+ * does not depend on the thread count. */
 #include "tapegrad_internal.h"
 #include "vmath.h"
 
@@ -48,35 +52,67 @@ tg_tensor *tg_attention(tg_tape *t, tg_tensor *qkv, int heads)
     }
     tg_node n = {.op = TG_OP_ATTENTION, .n_in = 1, .in = {qkv}, .i = {heads}};
     n.out = tg_tape_output(t, 3, (int[]){qkv->shape[0], qkv->shape[1], c}, &qkv, 1);
-    size_t pairs = (size_t)qkv->shape[0] * heads, tt = (size_t)qkv->shape[1];
-    if (!(n.aux = tg_arena_alloc(t, pairs * (tt * tt + tt) * sizeof(float))))
+    size_t pairs = (size_t)qkv->shape[0] * heads, tt = (size_t)qkv->shape[1], d = (size_t)(c / heads);
+    if (!(n.aux = tg_arena_alloc(t, pairs * (tt * tt + tt + d * tt) * sizeof(float))))
         return NULL;
     return tg_tape_record(t, &n);
 }
 
-/* Row t of P and y for one (batch, head). */
-static void forward_row(const attn_dims *a, const float *base, float *p, float *y, int t)
+/* Column block `col` (0 q, 1 k, 2 v) of one head, transposed: out[j*T + s]. */
+static void transpose_head(const attn_dims *a, const float *base, int col, float *out)
 {
     const int stride = 3 * a->c;
-    const float scale = 1.0f / sqrtf((float)a->d);
-    const float *q = base + (size_t)t * stride;
-    float m = -INFINITY, sum;
-    for (int s = 0; s <= t; s++) {
-        p[s] = scale * tg_vdot(q, base + (size_t)s * stride + a->c, a->d);
-        m = p[s] > m ? p[s] : m;
+    for (int s = 0; s < a->t; s++) {
+        const float *row = base + (size_t)s * stride + (size_t)col * a->c;
+        for (int j = 0; j < a->d; j++)
+            out[(size_t)j * a->t + s] = row[j];
     }
+}
+
+/* out[s] = sum_j x[j] * mt[j*T + s] for s <= t: row t against a transposed head. */
+static void row_times(const attn_dims *a, const float *x, const float *mt, float *out, int t, float scale)
+{
+    memset(out, 0, (size_t)(t + 1) * sizeof(float));
+    for (int j = 0; j < a->d; j++) {
+        float xj = scale * x[j];
+        const float *m = mt + (size_t)j * a->t;
+        for (int s = 0; s <= t; s++)
+            out[s] += xj * m[s];
+    }
+}
+
+static float row_max(const float *x, int n)
+{
+    float m = x[0];
+    for (int s = 1; s < n; s++)
+        m = x[s] > m ? x[s] : m;
+    return m;
+}
+
+/* Row t of P and y for one (batch, head); kt is K transposed. */
+static void forward_row(const attn_dims *a, const float *base, const float *kt, float *p, float *y, int t)
+{
+    const int stride = 3 * a->c;
+    row_times(a, base + (size_t)t * stride, kt, p, t, 1.0f / sqrtf((float)a->d));
+    float m = row_max(p, t + 1);
     for (int s = 0; s <= t; s++)
         p[s] = tg_exp(p[s] - m);
-    sum = tg_vsum(p, t + 1);
+    float inv = 1.0f / tg_vsum(p, t + 1);
     memset(y, 0, (size_t)a->d * sizeof(float));
     for (int s = 0; s <= t; s++) {
-        p[s] /= sum;
+        p[s] *= inv;
         const float *v = base + (size_t)s * stride + 2 * a->c;
         for (int j = 0; j < a->d; j++)
             y[j] += p[s] * v[j];
     }
     for (int s = t + 1; s < a->t; s++)
         p[s] = 0.0f;
+}
+
+static float *pair_scratch(const tg_node *n, const attn_dims *a, int bh)
+{
+    size_t pairs = (size_t)a->b * a->heads, tt = (size_t)a->t;
+    return (float *)n->aux + pairs * tt * tt + (size_t)bh * (tt + (size_t)a->d * tt);
 }
 
 void tg_attention_forward(tg_node *n)
@@ -88,25 +124,25 @@ void tg_attention_forward(tg_node *n)
     for (int bh = 0; bh < pairs; bh++) {
         int b = bh / a.heads, h = bh % a.heads;
         const float *base = n->in[0]->data + (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
-        float *p = probs + (size_t)bh * a.t * a.t;
+        float *p = probs + (size_t)bh * a.t * a.t, *kt = pair_scratch(n, &a, bh) + a.t;
+        transpose_head(&a, base, 1, kt);
         for (int t = 0; t < a.t; t++)
-            forward_row(&a, base, p + (size_t)t * a.t,
+            forward_row(&a, base, kt, p + (size_t)t * a.t,
                         n->out->data + ((size_t)b * a.t + t) * a.c + (size_t)h * a.d, t);
     }
 }
 
-/* Row t's share of the backward for one (batch, head); dp is scratch. */
-static void backward_row(const attn_dims *a, const float *base, float *dbase, const float *p,
+/* Row t's share of the backward for one (batch, head); vt is V transposed,
+ * dp scratch. */
+static void backward_row(const attn_dims *a, const float *base, float *dbase, const float *vt, const float *p,
                          const float *dy, float *dp, int t)
 {
     const int stride = 3 * a->c;
     const float scale = 1.0f / sqrtf((float)a->d);
-    float dot = 0.0f;
+    row_times(a, dy, vt, dp, t, 1.0f);
+    float dot = tg_vdot(p, dp, t + 1);
     for (int s = 0; s <= t; s++) {
-        const float *v = base + (size_t)s * stride + 2 * a->c;
         float *dv = dbase + (size_t)s * stride + 2 * a->c;
-        dp[s] = tg_vdot(dy, v, a->d);
-        dot += p[s] * dp[s];
         for (int j = 0; j < a->d; j++)
             dv[j] += p[s] * dy[j];
     }
@@ -130,14 +166,14 @@ void tg_attention_backward(tg_node *n)
     attn_dims a = dims_of(n);
     const float *probs = n->aux;
     int pairs = a.b * a.heads;
-    float *scratch = (float *)n->aux + (size_t)pairs * a.t * a.t;
 #pragma omp parallel for schedule(static) if (pairs > 1 && (long)a.t * a.t * a.c > 16384)
     for (int bh = 0; bh < pairs; bh++) {
         int b = bh / a.heads, h = bh % a.heads;
         size_t off = (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
-        float *dp = scratch + (size_t)bh * a.t;
+        float *dp = pair_scratch(n, &a, bh), *vt = dp + a.t;
+        transpose_head(&a, n->in[0]->data + off, 2, vt);
         for (int t = 0; t < a.t; t++)
-            backward_row(&a, n->in[0]->data + off, n->in[0]->grad + off,
+            backward_row(&a, n->in[0]->data + off, n->in[0]->grad + off, vt,
                          probs + ((size_t)bh * a.t + t) * a.t,
                          n->out->grad + ((size_t)b * a.t + t) * a.c + (size_t)h * a.d, dp, t);
     }

@@ -20,7 +20,9 @@
 static inline float tg_exp(float x)
 {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = __builtin_floorf(x * 1.44269504f + 0.5f);
+    /* Adding and taking away 1.5 * 2^23 rounds to an integer in the FPU's
+     * round-to-nearest; floorf would stop GCC from vectorising the loop. */
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693145752f - n * 1.42860677e-6f;
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
