@@ -86,6 +86,12 @@ tg_status tg_tape_status(const tg_tape *t);
 const char *tg_tape_error(const tg_tape *t);  /* "" when the tape is fine */
 int tg_tape_length(const tg_tape *t);         /* ops recorded */
 size_t tg_tape_arena_bytes(const tg_tape *t); /* bytes the arena holds */
+/* Times every forward and backward kernel from now on (off: stops), summed
+ * per op across steps; either call clears the sums. */
+void tg_tape_profile(tg_tape *t, bool on);
+/* The sums as a text table (op, calls, forward ms, backward ms, share) in
+ * buf; returns the length it needed, as snprintf does. */
+size_t tg_tape_profile_report(const tg_tape *t, char *buf, size_t len);
 /* Put the tape in the failed state (for layers built outside the library).
  * The first failure wins. */
 void tg_tape_fail(tg_tape *t, tg_status s, const char *fmt, ...)

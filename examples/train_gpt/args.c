@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { F_INT, F_FLOAT, F_STR, F_NORM, F_SEED } flag_type;
+typedef enum { F_INT, F_FLOAT, F_STR, F_NORM, F_SEED, F_BOOL } flag_type;
 
 typedef struct flag {
     const char *name, *arg, *help;
@@ -49,6 +49,7 @@ static const flag flags[] = {
     {"--resume", "FILE", "continue from a checkpoint", F_STR, OFF(resume), 0, false},
     NUM("--stop-after", "N", stop_after, F_INT, 1, false, "stop (and --save) after step N, as if interrupted"),
     {"--log", "FILE", "write a CSV: step, loss, val_loss, lr, grad_norm, seconds", F_STR, OFF(log), 0, false},
+    {"--profile", "", "print the time each op's kernels took, and the optimiser's", F_BOOL, OFF(profile), 0, false},
     {"--dump-grads", "FILE", "one forward and backward on the first batch, written to FILE; then exit", F_STR, OFF(dump_grads), 0, false},
 };
 enum { N_FLAGS = sizeof flags / sizeof flags[0] };
@@ -78,6 +79,8 @@ static bool parse_value(const flag *f, const char *v, options *o)
         *(const char **)field = v;
         return *v != '\0';
     }
+    if (f->type == F_BOOL)
+        return false; /* --profile=x */
     if (f->type == F_NORM) {
         tg_norm_place *n = field;
         if (!strcmp(v, "pre")) *n = TG_PRE_LN;
@@ -113,6 +116,7 @@ static const char *need(const flag *f)
     case F_FLOAT: return f->min_open ? "a number above" : "a number of at least";
     case F_NORM: return "pre or post";
     case F_SEED: return "a non-negative integer";
+    case F_BOOL: return "no value";
     default: return "a non-empty value";
     }
 }
@@ -194,6 +198,10 @@ int parse_args(int argc, char **argv, options *o)
         if (!f) {
             fprintf(stderr, "train_gpt: unknown flag '%s' (try --help)\n", arg);
             return EXIT_USAGE;
+        }
+        if (f->type == F_BOOL && !eq) {
+            *(bool *)((char *)o + f->off) = true;
+            continue;
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!v) {

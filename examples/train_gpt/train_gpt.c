@@ -24,6 +24,7 @@ typedef struct run {
     train_state s;
     double t0;
     float last_val;
+    double optim_seconds; /* --profile: zeroing, clipping and AdamW */
 } run;
 
 static double now(void)
@@ -300,12 +301,15 @@ static float train_step(run *r, float lr, float *norm)
     data_batch(&r->d, &r->s.rng, false, r->o.batch, r->o.ctx, r->ids, r->targets);
     tg_tape_reset(r->tape);
     tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids, r->targets, r->o.batch, r->o.ctx);
+    double t0 = now();
     tg_zero_grad(r->m->params, r->m->n_params);
+    r->optim_seconds += now() - t0;
     if (tg_backward(r->tape, loss) != TG_OK) {
         fprintf(stderr, "\ntrain_gpt: %s\n", tg_tape_error(r->tape));
         return NAN;
     }
     float l = loss->data[0];
+    t0 = now();
     *norm = tg_clip_grad_norm(r->m->params, r->m->n_params, r->o.clip);
     if (!isfinite(l) || !isfinite(*norm)) {
         fprintf(stderr, "\ntrain_gpt: the loss (%g) or gradient norm (%g) is not finite at step %ld; "
@@ -313,7 +317,18 @@ static float train_step(run *r, float lr, float *norm)
         return NAN;
     }
     tg_adamw_step(r->opt, lr);
+    r->optim_seconds += now() - t0;
     return l;
+}
+
+/* --profile: kernel times from the tape (training and evaluation steps
+ * alike), then the optimiser's. */
+static void print_profile(const run *r, double secs)
+{
+    char table[4096];
+    tg_tape_profile_report(r->tape, table, sizeof table);
+    printf("profile over the run:\n%s%-16s %8s %23.1f\n%-16s %8s %23.1f\n", table, "optimiser", "",
+           1e3 * r->optim_seconds, "wall", "", 1e3 * secs);
 }
 
 static int train(run *r)
@@ -321,6 +336,7 @@ static int train(run *r)
     const options *o = &r->o;
     long end = o->stop_after && o->stop_after < o->steps ? o->stop_after : o->steps;
     long first = r->s.step;
+    tg_tape_profile(r->tape, o->profile);
     r->t0 = now();
     for (long step = r->s.step; step < end; step++) {
         float norm, lr = tg_lr_schedule(step, o->warmup, o->steps, o->lr, o->min_lr);
@@ -340,7 +356,10 @@ static int train(run *r)
         }
         progress(r, first, step, loss, lr, eval);
     }
-    printf("%ld steps in %.1f s\n", end - first, now() - r->t0);
+    double secs = now() - r->t0;
+    printf("%ld steps in %.1f s (%.1f ms a step)\n", end - first, secs, 1e3 * secs / (double)(end - first > 0 ? end - first : 1));
+    if (o->profile)
+        print_profile(r, secs);
     return 0;
 }
 

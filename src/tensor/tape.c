@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TG_ALIGN 64
 #define TG_DEFAULT_CHUNK ((size_t)1 << 20)
@@ -26,7 +27,60 @@ struct tg_tape {
     int n_nodes, cap_nodes;
     tg_status status;
     char msg[512];
+    /* tg_tape_profile: kernel seconds and calls per op, [op][0 fwd, 1 bwd]. */
+    bool profile;
+    double seconds[TG_OP_COUNT][2];
+    long calls[TG_OP_COUNT][2];
 };
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Runs a kernel, timing it when the tape profiles. */
+static void run_kernel(tg_tape *t, tg_node *n, int backward)
+{
+    tg_kernel_fn fn = backward ? tg_op_table[n->op].backward : tg_op_table[n->op].forward;
+    if (!t->profile) {
+        fn(n);
+        return;
+    }
+    double t0 = now_seconds();
+    fn(n);
+    t->seconds[n->op][backward] += now_seconds() - t0;
+    t->calls[n->op][backward]++;
+}
+
+void tg_tape_profile(tg_tape *t, bool on)
+{
+    if (!t)
+        return;
+    t->profile = on;
+    memset(t->seconds, 0, sizeof t->seconds);
+    memset(t->calls, 0, sizeof t->calls);
+}
+
+size_t tg_tape_profile_report(const tg_tape *t, char *buf, size_t len)
+{
+    size_t k = 0;
+    double total = 0.0;
+#define PUT(...) (k += (size_t)snprintf(buf + (k < len ? k : len), k < len ? len - k : 0, __VA_ARGS__))
+    for (int op = 0; t && op < TG_OP_COUNT; op++)
+        total += t->seconds[op][0] + t->seconds[op][1];
+    PUT("%-16s %8s %11s %11s %6s\n", "op", "calls", "forward ms", "backward ms", "share");
+    for (int op = 0; t && op < TG_OP_COUNT; op++) {
+        double f = t->seconds[op][0], b = t->seconds[op][1];
+        if (t->calls[op][0] || t->calls[op][1])
+            PUT("%-16s %8ld %11.1f %11.1f %5.1f%%\n", tg_op_table[op].name, t->calls[op][0], 1e3 * f, 1e3 * b,
+                total > 0 ? 100.0 * (f + b) / total : 0.0);
+    }
+    PUT("%-16s %8s %23.1f\n", "all kernels", "", 1e3 * total);
+#undef PUT
+    return k;
+}
 
 static tg_chunk *chunk_new(size_t cap)
 {
@@ -209,7 +263,7 @@ tg_tensor *tg_tape_record(tg_tape *t, const tg_node *n)
     }
     tg_node *slot = &t->nodes[t->n_nodes++];
     *slot = *n;
-    tg_op_table[n->op].forward(slot);
+    run_kernel(t, slot, 0);
     return slot->out;
 }
 
@@ -282,7 +336,7 @@ tg_status tg_backward(tg_tape *t, tg_tensor *loss)
     for (int i = last; i >= 0; i--) {
         tg_node *n = &t->nodes[i];
         if (n->out->requires_grad)
-            tg_op_table[n->op].backward(n);
+            run_kernel(t, n, 1);
     }
     return TG_OK;
 }
