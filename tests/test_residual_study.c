@@ -1,0 +1,124 @@
+/* Runs every residual_study subcommand with tiny sizes into a temporary
+ * directory: each must exit 0 and leave its CSV and SVG files, complete
+ * (no temporary names left behind). Usage errors exit 2 with one line. */
+#include "test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *exe;
+static char dir[64];
+
+static int run(const char *args, char *err, size_t errlen)
+{
+    char cmd[2048], errfile[128];
+    snprintf(errfile, sizeof errfile, "%s/stderr.txt", dir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>'%s'", exe, args, errfile);
+    int rc = system(cmd);
+    FILE *f = fopen(errfile, "r");
+    size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
+    err[n] = '\0';
+    if (f)
+        fclose(f);
+    remove(errfile);
+    assert_true(WIFEXITED(rc));
+    return WEXITSTATUS(rc);
+}
+
+static void expect_file(const char *name, const char *start)
+{
+    char path[256], buf[64] = "";
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("%s was not written", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    if (strncmp(buf, start, strlen(start)))
+        fail_msg("%s starts with \"%.20s\", want \"%s\"", path, buf, start);
+    strcat(path, ".tmp");
+    assert_int_not_equal(access(path, F_OK), 0);
+    remove(path);
+    path[strlen(path) - 4] = '\0';
+    remove(path);
+}
+
+static void test_subcommands(void **s)
+{
+    (void)s;
+    static const struct {
+        const char *args, *files[4];
+    } cases[] = {
+        {"profile --depth 2 --seeds 1 --batches 1", {"profile.csv", "profile_weights.svg", "profile_stream.svg"}},
+        {"depth --depth 3 --seeds 1 --batches 1", {"depth.csv", "depth.svg"}},
+        {"stream --depth 2 --seeds 1 --batches 1", {"stream.csv", "stream.svg"}},
+        {"perturb --depth 2 --seeds 1 --batches 1",
+         {"perturb.csv", "perturb_random.svg", "perturb_update.svg", "perturb_update_w.svg"}},
+        {"warmup --depth 2 --steps 6 --warmup 2 --seeds 1 --dim 16 --heads 2", {"warmup.csv", "warmup.svg"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char args[512], err[1024];
+        snprintf(args, sizeof args, "%s --out '%s'", cases[i].args, dir);
+        int rc = run(args, err, sizeof err);
+        if (rc != 0)
+            fail_msg("residual_study %s: exit %d: %s", args, rc, err);
+        for (int k = 0; k < 4 && cases[i].files[k]; k++)
+            expect_file(cases[i].files[k], strstr(cases[i].files[k], ".csv") ? "variant," : "<?xml");
+    }
+}
+
+static void expect_usage_error(const char *args, const char *needle)
+{
+    char err[1024];
+    assert_int_equal(run(args, err, sizeof err), 2);
+    if (!strstr(err, needle) || strchr(err, '\n') != err + strlen(err) - 1)
+        fail_msg("residual_study %s: want one line with \"%s\", got \"%s\"", args, needle, err);
+}
+
+static void test_usage_errors(void **s)
+{
+    (void)s;
+    char err[1024];
+    expect_usage_error("", "missing COMMAND");
+    expect_usage_error("sideways", "unknown command 'sideways'");
+    expect_usage_error("depth --depth 0", "--depth must be an integer in [1, 64], got '0'");
+    expect_usage_error("depth --depth", "flag '--depth' needs a value");
+    expect_usage_error("profile --bogus 1", "unknown flag '--bogus'");
+    expect_usage_error("profile --lr nan", "--lr must be a number");
+    expect_usage_error("profile --variants pre,sideways", "--variants must list");
+    expect_usage_error("profile --init he", "--init must be xavier or gpt2");
+    expect_usage_error("profile --dim 30 --heads 4", "--heads 4 must divide --dim 30");
+    expect_usage_error("warmup --steps 5 --warmup 5", "--warmup 5 must be below --steps 5");
+    assert_int_equal(run("--help", err, sizeof err), 0);
+    assert_int_equal(run("stream --help", err, sizeof err), 0);
+    /* a file where the output directory should be: a runtime failure, 1 */
+    char args[256];
+    snprintf(args, sizeof args, "stream --depth 1 --seeds 1 --batches 1 --out '%s/stderr.txt/x'", dir);
+    assert_int_equal(run(args, err, sizeof err), 1);
+    assert_non_null(strstr(err, "cannot create directory"));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_residual_study PATH_TO_residual_study\n");
+        return 2;
+    }
+    exe = argv[1];
+    snprintf(dir, sizeof dir, "/tmp/residual_study_XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_subcommands),
+        cmocka_unit_test(test_usage_errors),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    rmdir(dir);
+    return rc;
+}
