@@ -108,8 +108,14 @@ static void test_text_and_log(void **s)
     (void)s;
     char out[16384], path[300], row[256];
     make_text();
-    assert_int_equal(run("--data text.txt --ctx 16 --steps 20 --sample 40 --log log.csv " TINY, out, sizeof out), 0);
+    assert_int_equal(run("--data text.txt --ctx 16 --steps 20 --sample 40 --log log.csv --profile " TINY, out, sizeof out),
+                     0);
     assert_non_null(strstr(out, "vocabulary 34"));
+    const char *prof = strstr(out, "profile over the run:");
+    assert_non_null(prof);
+    /* 20 training steps and 2 validation batches at steps 10 and 20: 24
+     * forward passes, each with a token and a position embedding. */
+    assert_non_null(strstr(prof, "embedding              48"));
     assert_non_null(strstr(out, "step 20: val loss"));
     assert_non_null(strstr(out, "sample (40 characters"));
     snprintf(path, sizeof path, "%s/log.csv", dir);
