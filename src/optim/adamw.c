@@ -10,10 +10,20 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* A piece of one parameter: the update runs over these in parallel, so
+ * threads share the work of many small tensors as well as one large one. */
+typedef struct adamw_span {
+    int param;
+    long off, len;
+} adamw_span;
+
+enum { SPAN = 16384 };
+
 struct tg_adamw {
     tg_tensor **params;
     float **m, **v;
-    int n;
+    adamw_span *spans;
+    int n, n_spans;
     long steps;
     float beta1, beta2, eps, weight_decay;
 };
@@ -45,10 +55,13 @@ tg_adamw *tg_adamw_new(tg_tensor *const *params, int n, float beta1, float beta2
     if (!o)
         return NULL;
     o->n = n;
+    for (int i = 0; i < n; i++)
+        o->n_spans += (int)((params[i]->size + SPAN - 1) / SPAN);
     o->params = malloc((size_t)n * sizeof *o->params);
     o->m = calloc((size_t)n, sizeof *o->m);
     o->v = calloc((size_t)n, sizeof *o->v);
-    if (!o->params || !o->m || !o->v) {
+    o->spans = malloc((size_t)o->n_spans * sizeof *o->spans);
+    if (!o->params || !o->m || !o->v || !o->spans) {
         tg_adamw_free(o);
         return NULL;
     }
@@ -56,13 +69,17 @@ tg_adamw *tg_adamw_new(tg_tensor *const *params, int n, float beta1, float beta2
     o->beta2 = beta2;
     o->eps = eps;
     o->weight_decay = weight_decay;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0, k = 0; i < n; i++) {
         o->params[i] = params[i];
         o->m[i] = calloc(params[i]->size, sizeof(float));
         o->v[i] = calloc(params[i]->size, sizeof(float));
         if (!o->m[i] || !o->v[i]) {
             tg_adamw_free(o);
             return NULL;
+        }
+        for (size_t off = 0; off < params[i]->size; off += SPAN, k++) {
+            size_t left = params[i]->size - off;
+            o->spans[k] = (adamw_span){i, (long)off, (long)(left < SPAN ? left : SPAN)};
         }
     }
     return o;
@@ -79,6 +96,7 @@ void tg_adamw_free(tg_adamw *o)
     free(o->m);
     free(o->v);
     free(o->params);
+    free(o->spans);
     free(o);
 }
 
@@ -102,13 +120,12 @@ static adamw_coef adamw_coefs(const tg_adamw *o, float lr, float wd)
 }
 
 /* Elementwise, so threads cannot change the result. Operation order follows
- * PyTorch's mul_, add_(alpha), addcmul_, sqrt, div, add_, addcdiv_.
- * GCC vectorises this loop only under -fno-math-errno: otherwise it keeps a
- * branch around sqrtf for errno (and the optimize attribute cannot lift it). */
+ * PyTorch's mul_, add_(alpha), addcmul_, sqrt, div, add_, addcdiv_. The loop
+ * vectorises because the build passes -fno-math-errno (otherwise GCC keeps a
+ * branch around sqrtf for errno). */
 static void adamw_update(float *restrict w, const float *restrict g, float *restrict m,
                          float *restrict v, long size, adamw_coef c)
 {
-#pragma omp parallel for schedule(static) if (size > 65536)
     for (long j = 0; j < size; j++) {
         w[j] *= c.decay;
         m[j] = m[j] * c.b1 + c.c1 * g[j];
@@ -123,12 +140,14 @@ void tg_adamw_step(tg_adamw *o, float lr)
     if (!o)
         return;
     o->steps++;
-    for (int i = 0; i < o->n; i++) {
-        tg_tensor *p = o->params[i];
-        if (!p->grad)
-            continue;
-        float wd = p->ndim >= 2 ? o->weight_decay : 0.0f;
-        adamw_update(p->data, p->grad, o->m[i], o->v[i], (long)p->size, adamw_coefs(o, lr, wd));
+    adamw_coef decayed = adamw_coefs(o, lr, o->weight_decay), plain = adamw_coefs(o, lr, 0.0f);
+#pragma omp parallel for schedule(static) if (o->n_spans > 4)
+    for (int k = 0; k < o->n_spans; k++) {
+        const adamw_span *s = &o->spans[k];
+        tg_tensor *p = o->params[s->param];
+        if (p->grad)
+            adamw_update(p->data + s->off, p->grad + s->off, o->m[s->param] + s->off, o->v[s->param] + s->off,
+                         s->len, p->ndim >= 2 ? decayed : plain);
     }
 }
 
