@@ -61,7 +61,7 @@ static void test_bad_flags(void **s)
     expect_usage_error("--steps 2.5", "--steps 2.5");
     expect_usage_error("--dim abc", "--dim abc");
     expect_usage_error("--bogus 1", "unknown flag '--bogus'");
-    expect_usage_error("--norm side", "expected pre or post");
+    expect_usage_error("--norm side", "expected pre, post, deepnorm or rezero");
     expect_usage_error("--beta2 1", "--beta2 must be below 1");
     expect_usage_error("--ctx 10", "--ctx applies to --data only");
     expect_usage_error("--batch", "--batch needs a value");
@@ -75,7 +75,7 @@ static void test_bad_flags(void **s)
 
     char out[8192];
     assert_int_equal(run("--help", out, sizeof out), 0);
-    assert_non_null(strstr(out, "--norm pre|post"));
+    assert_non_null(strstr(out, "--norm pre|post|deepnorm|rezero"));
     assert_non_null(strstr(out, "--weight-decay"));
 }
 
@@ -92,6 +92,18 @@ static void test_sort_task(void **s)
     print_message("sort task, 300 steps: %d/%d held-out problems sorted\n", right, total);
     assert_int_equal(total, 1000);
     assert_true(right >= 990);
+}
+
+/* The study's block variants train too, and resume through a checkpoint
+ * that names them. */
+static void test_block_variants(void **s)
+{
+    (void)s;
+    char out[8192];
+    assert_int_equal(run("--steps 6 --norm deepnorm --save dn.st " TINY, out, sizeof out), 0);
+    assert_non_null(strstr(out, "deepnorm"));
+    assert_int_equal(run("--steps 8 --resume dn.st", out, sizeof out), 0);
+    assert_int_equal(run("--steps 6 --norm rezero " TINY, out, sizeof out), 0);
 }
 
 static void make_text(void)
@@ -260,6 +272,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_flags),      cmocka_unit_test(test_sort_task),
         cmocka_unit_test(test_text_and_log),   cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_bad_checkpoints), cmocka_unit_test(test_dump_grads),
+        cmocka_unit_test(test_block_variants),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

@@ -29,7 +29,7 @@ static const flag flags[] = {
     {"--heads", "N", "attention heads, must divide --dim (sort 4, --data 4)", F_INT, OFF(heads), 1, false},
     {"--dim", "N", "model width (sort 64, --data 128)", F_INT, OFF(dim), 1, false},
     {"--ctx", "N", "context length, --data only (64)", F_INT, OFF(ctx), 1, false},
-    {"--norm", "pre|post", "LayerNorm placement: x + f(LN(x)) or LN(x + f(x)) (pre)", F_NORM, OFF(norm), 0, false},
+    {"--norm", "pre|post|deepnorm|rezero", "block: x+f(LN(x)), LN(x+f(x)), LN(a*x+f(x)), x+g*f(x) (pre)", F_NORM, OFF(norm), 0, false},
     NUM("--batch", "N", batch, F_INT, 1, false, "sequences per step (sort 64, --data 12)"),
     NUM("--steps", "N", steps, F_INT, 1, false, "optimiser steps (sort 500, --data 2000)"),
     NUM("--lr", "X", lr, F_FLOAT, 0, true, "peak learning rate (sort 3e-3, --data 1e-3)"),
@@ -65,7 +65,10 @@ static void usage(void)
     for (int i = 0; i < N_FLAGS; i++) {
         char left[40];
         snprintf(left, sizeof left, "%s %s", flags[i].name, flags[i].arg);
-        printf("  %-22s %s\n", left, flags[i].help);
+        if (strlen(left) > 22)
+            printf("  %s\n  %-22s %s\n", left, "", flags[i].help);
+        else
+            printf("  %-22s %s\n", left, flags[i].help);
     }
     printf("  %-22s %s\n", "--help", "this text");
 }
@@ -83,10 +86,7 @@ static bool parse_value(const flag *f, const char *v, options *o)
         return false; /* --profile=x */
     if (f->type == F_NORM) {
         tg_norm_place *n = field;
-        if (!strcmp(v, "pre")) *n = TG_PRE_LN;
-        else if (!strcmp(v, "post")) *n = TG_POST_LN;
-        else return false;
-        return true;
+        return norm_parse(v, n);
     }
     if (f->type == F_SEED) {
         if (*v == '-')
@@ -114,7 +114,7 @@ static const char *need(const flag *f)
     switch (f->type) {
     case F_INT: return f->min_open ? "an integer above" : "an integer of at least";
     case F_FLOAT: return f->min_open ? "a number above" : "a number of at least";
-    case F_NORM: return "pre or post";
+    case F_NORM: return "pre, post, deepnorm or rezero";
     case F_SEED: return "a non-negative integer";
     case F_BOOL: return "no value";
     default: return "a non-empty value";
@@ -227,7 +227,20 @@ bool given(const options *o, const char *name)
     return f && (o->given >> (f - flags) & 1);
 }
 
+static const char *const norm_names[] = {
+    [TG_PRE_LN] = "pre", [TG_POST_LN] = "post", [TG_DEEPNORM] = "deepnorm", [TG_REZERO] = "rezero"};
+
 const char *norm_name(tg_norm_place n)
 {
-    return n == TG_POST_LN ? "post" : "pre";
+    return norm_names[n];
+}
+
+bool norm_parse(const char *s, tg_norm_place *n)
+{
+    for (int i = 0; i < (int)(sizeof norm_names / sizeof norm_names[0]); i++)
+        if (s && !strcmp(s, norm_names[i])) {
+            *n = (tg_norm_place)i;
+            return true;
+        }
+    return false;
 }

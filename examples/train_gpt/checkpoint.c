@@ -208,9 +208,9 @@ static bool take_run(const tg_st_file *f, const char *path, options *o, char *er
     if (!task || strcmp(task, o->data ? "text" : "sort"))
         return fail(err, errlen, path, "it is for the %s task, this run is for %s", task ? task : "(unknown)",
                     o->data ? "--data" : "the sort task");
-    if (!norm || (strcmp(norm, "pre") && strcmp(norm, "post")))
-        return fail(err, errlen, path, "metadata 'norm' is not pre or post");
-    tg_norm_place n = strcmp(norm, "pre") ? TG_POST_LN : TG_PRE_LN;
+    tg_norm_place n;
+    if (!norm_parse(norm, &n))
+        return fail(err, errlen, path, "metadata 'norm' is not pre, post, deepnorm or rezero");
     if (given(o, "--norm") && n != o->norm)
         return fail(err, errlen, path, "it was trained with --norm %s", norm);
     o->norm = n;

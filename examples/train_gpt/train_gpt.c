@@ -409,7 +409,7 @@ static void describe(const run *r)
     else
         printf("task: %s, %ld characters, vocabulary %d, %ld for training\n", o->data, r->d.n_tokens, r->d.vocab,
                r->d.n_train);
-    printf("model: %d layers, %d heads, dim %d, ctx %d, %s-LN, %.2fM parameters\n", o->layers, o->heads, o->dim,
+    printf("model: %d layers, %d heads, dim %d, ctx %d, %s blocks, %.2fM parameters\n", o->layers, o->heads, o->dim,
            o->ctx, norm_name(o->norm), (double)n / 1e6);
     printf("run: batch %d, steps %ld..%d, lr %g -> %g, warm-up %d, weight decay %g, beta2 %g, clip %g, seed %llu, "
            "%d threads\n", o->batch, r->s.step, o->steps, (double)o->lr, (double)o->min_lr, o->warmup,

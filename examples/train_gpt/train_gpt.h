@@ -78,5 +78,7 @@ bool dump_grads(const char *path, const tg_gpt *m, const int *ids, const int *ta
                 float loss, char *err, size_t errlen);
 
 const char *norm_name(tg_norm_place n);
+/* "pre", "post", "deepnorm" or "rezero"; false for anything else. */
+bool norm_parse(const char *s, tg_norm_place *n);
 
 #endif
