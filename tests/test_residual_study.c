@@ -51,13 +51,13 @@ static void test_subcommands(void **s)
 {
     (void)s;
     static const struct {
-        const char *args, *files[4];
+        const char *args, *files[5];
     } cases[] = {
         {"profile --depth 2 --seeds 1 --batches 1", {"profile.csv", "profile_weights.svg", "profile_stream.svg"}},
         {"depth --depth 3 --seeds 1 --batches 1", {"depth.csv", "depth.svg"}},
         {"stream --depth 2 --seeds 1 --batches 1", {"stream.csv", "stream.svg"}},
         {"perturb --depth 2 --seeds 1 --batches 1",
-         {"perturb.csv", "perturb_random.svg", "perturb_update.svg", "perturb_update_w.svg"}},
+         {"perturb.csv", "perturb_random.svg", "perturb_update.svg", "perturb_update_w.svg", "perturb_sgd_w.svg"}},
         {"warmup --depth 2 --steps 6 --warmup 2 --seeds 1 --dim 16 --heads 2", {"warmup.csv", "warmup.svg"}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -66,7 +66,7 @@ static void test_subcommands(void **s)
         int rc = run(args, err, sizeof err);
         if (rc != 0)
             fail_msg("residual_study %s: exit %d: %s", args, rc, err);
-        for (int k = 0; k < 4 && cases[i].files[k]; k++)
+        for (int k = 0; k < 5 && cases[i].files[k]; k++)
             expect_file(cases[i].files[k], strstr(cases[i].files[k], ".csv") ? "variant," : "<?xml");
     }
 }

@@ -25,15 +25,16 @@ static const char usage[] =
     "           warm-up, Post-LN against Pre-LN\n"
     "\n"
     "flags (defaults in brackets: profile / depth / stream / perturb / warmup):\n"
-    "  --depth N      layers, or the largest depth of a sweep [12/48/24/48/6]\n"
+    "  --depth N      layers, or the largest depth of a sweep [24/48/24/48/6]\n"
     "  --dim N        model width [64]          --heads N   attention heads [4]\n"
-    "  --seeds N      models averaged [8/8/8/8/2]\n"
+    "  --seeds N      models averaged [8/8/8/6/2]\n"
     "  --batches N    batches per model [4/4/4/2/-]\n"
     "  --batch N      sequences per batch [8, warmup 16]\n"
     "  --digits N     sort-task length: N symbols, then the same sorted [8]\n"
     "  --steps N      training steps (warmup) [500]\n"
     "  --warmup N     warm-up steps of the warmed runs (warmup) [100]\n"
-    "  --lr X         Adam learning rate (perturb, warmup) [1e-3 / 2e-3]\n"
+    "  --lr X         Adam learning rate (perturb, warmup) [1e-4 / 2e-3]\n"
+    "  --sgd-lr X     rate of the one SGD step (perturb) [0.01]\n"
     "  --eps X        relative size of the random perturbation (perturb) [0.01]\n"
     "  --init NAME    xavier (the papers' setting) or gpt2 (tg_gpt_new's) [xavier]\n"
     "  --variants L   comma list of pre,post,deepnorm,rezero\n"
@@ -50,10 +51,10 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"profile", cmd_profile, 12, 8, 4, 8, "pre,post,deepnorm,rezero"},
+    {"profile", cmd_profile, 24, 8, 4, 8, "pre,post,deepnorm,rezero"},
     {"depth", cmd_depth, 48, 8, 4, 8, "pre,post,deepnorm"},
     {"stream", cmd_stream, 24, 8, 4, 8, "pre"},
-    {"perturb", cmd_perturb, 48, 8, 2, 8, "pre,post,deepnorm,rezero"},
+    {"perturb", cmd_perturb, 48, 6, 2, 8, "pre,post,deepnorm,rezero"},
     {"warmup", cmd_warmup, 6, 2, 1, 16, "pre,post"},
 };
 
@@ -130,6 +131,8 @@ static int parse_flag(study_opts *o, const char *name, const char *val)
     }
     if (!strcmp(name, "--lr"))
         return parse_float(val, 1e-9f, 10.0f, &o->lr) ? 0 : bad("--lr must be a number in (0, 10], got '%s'", val);
+    if (!strcmp(name, "--sgd-lr"))
+        return parse_float(val, 1e-9f, 1000.0f, &o->sgd_lr) ? 0 : bad("--sgd-lr must be a number in (0, 1000], got '%s'", val);
     if (!strcmp(name, "--eps"))
         return parse_float(val, 1e-9f, 1.0f, &o->eps) ? 0 : bad("--eps must be a number in (0, 1], got '%s'", val);
     if (!strcmp(name, "--variants")) {
@@ -157,7 +160,9 @@ static void apply_defaults(study_opts *o, const command *c)
         if (*fields[i] < 0)
             *fields[i] = defaults[i];
     if (o->lr < 0)
-        o->lr = c->run == cmd_warmup ? 2e-3f : 1e-3f;
+        o->lr = c->run == cmd_warmup ? 2e-3f : 1e-4f;
+    if (o->sgd_lr < 0)
+        o->sgd_lr = 0.01f;
     if (o->eps < 0)
         o->eps = 0.01f;
     if (!o->out)
@@ -182,7 +187,7 @@ int main(int argc, char **argv)
     if (!c)
         return bad("unknown command '%s'", argv[1]);
     study_opts o = {.cmd = c->name, .depth = -1, .dim = -1, .heads = -1, .seeds = -1, .batches = -1,
-                    .steps = -1, .batch = -1, .digits = -1, .warmup = -1, .threads = -1, .lr = -1, .eps = -1};
+                    .steps = -1, .batch = -1, .digits = -1, .warmup = -1, .threads = -1, .lr = -1, .sgd_lr = -1, .eps = -1};
     for (int i = 2; i < argc; i += 2) {
         if (i + 1 >= argc)
             return bad("flag '%s' needs a value", argv[i]);

@@ -7,7 +7,9 @@
  *     DeepNorm, while Post-LN's grows), once with every parameter and once
  *     with only the block weight matrices stepping: DeepNet's bound covers
  *     the sublayers' weights, which beta scales, and not the biases, the
- *     LayerNorm gains or the embeddings, which Adam moves by lr all the same.
+ *     LayerNorm gains or the embeddings, which Adam moves by lr all the same;
+ *     and once as one plain SGD step of those matrices, an update in
+ *     proportion to the gradient, the kind DeepNet's bound is derived for.
  * Each figure is the mean squared change per output element, measured on a
  * held-out batch, averaged over seeds x batches. */
 #include "study.h"
@@ -16,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { RANDOM, UPDATE, UPDATE_W, N_MEASURES };
-static const char *const measure_keys[N_MEASURES] = {"random", "update", "update_w"};
+enum { RANDOM, UPDATE, UPDATE_W, SGD_W, N_MEASURES };
+static const char *const measure_keys[N_MEASURES] = {"random", "update", "update_w", "sgd_w"};
 
 static bool is_block_matrix(const tg_tensor *p) { return p->ndim == 2 && strstr(p->name, "transformer.h.") != NULL; }
 
@@ -80,7 +82,8 @@ static bool measure_model(const study_opts *o, tg_gpt *m, tg_tape *t, const batc
             mats[n_mats++] = m->params[i];
     tg_adamw *opt = tg_adamw_new(m->params, m->n_params, 0.9f, 0.999f, 1e-8f, 0.0f);
     tg_adamw *opt_w = tg_adamw_new(mats, n_mats, 0.9f, 0.999f, 1e-8f, 0.0f);
-    bool ok = f0 && f1 && saved && opt && opt_w && output(t, m, ev, f0);
+    tg_sgd *sgd = tg_sgd_new(mats, n_mats, 0.0f, 0.0f);
+    bool ok = f0 && f1 && saved && opt && opt_w && sgd && output(t, m, ev, f0);
     if (ok) {
         copy_params(m, saved, false);
         perturb_weights(m, r, o->eps);
@@ -99,13 +102,20 @@ static bool measure_model(const study_opts *o, tg_gpt *m, tg_tape *t, const batc
         ok = output(t, m, ev, f1);
         out[UPDATE_W] += mean_sq_diff(f0, f1, n);
     }
-    if (!f0 || !f1 || !saved || !opt || !opt_w)
+    if (ok) { /* and as plain gradient descent, a step proportional to the gradient */
+        copy_params(m, saved, true);
+        tg_sgd_step(sgd, o->sgd_lr);
+        ok = output(t, m, ev, f1);
+        out[SGD_W] += mean_sq_diff(f0, f1, n);
+    }
+    if (!f0 || !f1 || !saved || !opt || !opt_w || !sgd)
         fprintf(stderr, "residual_study: out of memory\n");
     free(f0);
     free(f1);
     free(saved);
     tg_adamw_free(opt);
     tg_adamw_free(opt_w);
+    tg_sgd_free(sgd);
     return ok;
 }
 
@@ -142,7 +152,8 @@ static void print_table(const study_opts *o, const results *r)
     printf("mean squared change of the output ln_f per element (width %d, %s init, %d seeds x %d batches)\n",
            o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2", o->seeds, o->batches);
     printf("random: block weights + %g rms(W) N(0,1); update: one Adam step at lr %g of every parameter;\n"
-           "update_w: of the block weight matrices only\n", (double)o->eps, (double)o->lr);
+           "update_w: of the block weight matrices only; sgd_w: one SGD step at lr %g of those matrices\n",
+           (double)o->eps, (double)o->lr, (double)o->sgd_lr);
     for (int k = 0; k < N_MEASURES; k++) {
         printf("%-8s %5s", measure_keys[k], "depth");
         for (int v = 0; v < N_VARIANTS; v++)
@@ -169,6 +180,9 @@ static bool plot(const study_opts *o, const results *r, int which)
     char title[160], file[64];
     if (which == RANDOM)
         snprintf(title, sizeof title, "Output change for a random %g rms perturbation of every block weight", (double)o->eps);
+    else if (which == SGD_W)
+        snprintf(title, sizeof title, "Output change after one SGD step at lr %g of the block weight matrices",
+                 (double)o->sgd_lr);
     else
         snprintf(title, sizeof title, "Output change after one Adam step at lr %g from init, %s", (double)o->lr,
                  which == UPDATE ? "all parameters" : "block weight matrices only");
@@ -182,15 +196,24 @@ static bool write_outputs(const study_opts *o, const results *r)
     out_file of;
     if (!out_open(&of, o, "perturb.csv"))
         return false;
-    fprintf(of.f, "variant,depth,random_ms_change,update_ms_change,update_w_ms_change\n");
+    fprintf(of.f, "variant,depth");
+    for (int k = 0; k < N_MEASURES; k++)
+        fprintf(of.f, ",%s_ms_change", measure_keys[k]);
+    fprintf(of.f, "\n");
     for (int v = 0; v < N_VARIANTS; v++)
-        for (int i = 0; o->variants[v] && i < r->n; i++)
-            fprintf(of.f, "%s,%.0f,%.6e,%.6e,%.6e\n", variant_keys[v], r->depth[i], r->ms[RANDOM][v][i],
-                    r->ms[UPDATE][v][i], r->ms[UPDATE_W][v][i]);
+        for (int i = 0; o->variants[v] && i < r->n; i++) {
+            fprintf(of.f, "%s,%.0f", variant_keys[v], r->depth[i]);
+            for (int k = 0; k < N_MEASURES; k++)
+                fprintf(of.f, ",%.6e", r->ms[k][v][i]);
+            fprintf(of.f, "\n");
+        }
     if (!out_close(&of))
         return false;
     printf("wrote %s\n", of.path);
-    return plot(o, r, RANDOM) && plot(o, r, UPDATE) && plot(o, r, UPDATE_W);
+    bool ok = true;
+    for (int k = 0; k < N_MEASURES && ok; k++)
+        ok = plot(o, r, k);
+    return ok;
 }
 
 int cmd_perturb(const study_opts *o)

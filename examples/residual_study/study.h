@@ -22,7 +22,7 @@ typedef enum init_kind { INIT_XAVIER, INIT_GPT2 } init_kind;
 typedef struct study_opts {
     const char *cmd, *out;
     int depth, dim, heads, seeds, batches, steps, batch, digits, warmup, threads;
-    float lr, eps;
+    float lr, sgd_lr, eps;
     init_kind init;
     bool variants[N_VARIANTS];
     bool variants_given;
