@@ -66,8 +66,9 @@ static void copy_params(tg_gpt *m, float *buf, bool restore)
     }
 }
 
-/* Both measures for one model and one pair of batches; the model's weights
- * are put back after the random perturbation and left updated after. */
+/* The four measures for one model and one pair of batches, each from the
+ * init (restored in between); the model is left stepped, so callers make a
+ * fresh one for every measurement. */
 static bool measure_model(const study_opts *o, tg_gpt *m, tg_tape *t, const batch *tr, const batch *ev,
                           tg_rng *r, double out[N_MEASURES])
 {
