@@ -30,6 +30,7 @@ static const flag flags[] = {
     {"--dim", "N", "model width (sort 64, --data 128)", F_INT, OFF(dim), 1, false},
     {"--ctx", "N", "context length, --data only (64)", F_INT, OFF(ctx), 1, false},
     {"--norm", "pre|post|deepnorm|rezero", "block: x+f(LN(x)), LN(x+f(x)), LN(a*x+f(x)), x+g*f(x) (pre)", F_NORM, OFF(norm), 0, false},
+    {"--no-bias", "", "hold every bias at 0, as nanoGPT's bias=False (biases on)", F_BOOL, OFF(no_bias), 0, false},
     NUM("--batch", "N", batch, F_INT, 1, false, "sequences per step (sort 64, --data 12)"),
     NUM("--steps", "N", steps, F_INT, 1, false, "optimiser steps (sort 500, --data 2000)"),
     NUM("--lr", "X", lr, F_FLOAT, 0, true, "peak learning rate (sort 3e-3, --data 1e-3)"),

@@ -3,7 +3,7 @@
  * A checkpoint holds every parameter under its nanoGPT name, AdamW's moments
  * as "optim.m.<name>" and "optim.v.<name>", and in __metadata__ (strings):
  * the model shape (vocab ctx layers heads dim norm residual_scale), the run's
- * settings (batch steps lr min_lr warmup weight_decay beta2 clip seed), the
+ * settings (batch steps lr min_lr warmup weight_decay beta2 clip seed bias), the
  * progress (step, optim_steps, rng: the batch sampler's state) and the data
  * (task "sort" or "text"; for text, chars: the vocabulary as byte values).
  * Floats are written with 9 significant digits, which round-trips a float. */
@@ -71,6 +71,7 @@ static void put_run(meta *mt, const options *o, const dataset *d, const train_st
     put(mt, "beta2", "%.9g", (double)o->beta2);
     put(mt, "clip", "%.9g", (double)o->clip);
     put(mt, "seed", "%llu", o->seed);
+    put(mt, "bias", "%d", !o->no_bias);
     put(mt, "step", "%ld", s->step);
     put(mt, "optim_steps", "%ld", optim_steps);
     put(mt, "rng", "%08" PRIx32 "%08" PRIx32 "%08" PRIx32 "%08" PRIx32, s->rng.s[0], s->rng.s[1], s->rng.s[2],
@@ -225,6 +226,11 @@ static bool take_run(const tg_st_file *f, const char *path, options *o, char *er
     if (!meta_num(f, path, "seed", &v, err, errlen))
         return false;
     o->seed = (unsigned long long)v;
+    if (!meta_num(f, path, "bias", &v, err, errlen))
+        return false;
+    if (given(o, "--no-bias") && v != 0)
+        return fail(err, errlen, path, "it was trained with biases; drop --no-bias");
+    o->no_bias = v == 0;
     return true;
 }
 

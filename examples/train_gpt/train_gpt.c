@@ -295,6 +295,19 @@ static void progress(run *r, long first, long step, float loss, float lr, bool e
     fflush(stdout);
 }
 
+/* --no-bias: a bias whose gradient is always 0 keeps its initial 0 under
+ * AdamW (no moment, and biases do not decay), which is nanoGPT's bias=False
+ * model exactly: Linear and LayerNorm without the additive term. */
+static void drop_bias_grads(run *r)
+{
+    for (int i = 0; i < r->m->n_params; i++) {
+        tg_tensor *p = r->m->params[i];
+        size_t len = strlen(p->name);
+        if (len > 5 && !strcmp(p->name + len - 5, ".bias"))
+            memset(p->grad, 0, p->size * sizeof *p->grad);
+    }
+}
+
 /* One optimiser step. Returns the training loss, NAN on failure (reported). */
 static float train_step(run *r, float lr, float *norm)
 {
@@ -310,6 +323,8 @@ static float train_step(run *r, float lr, float *norm)
     }
     float l = loss->data[0];
     t0 = now();
+    if (r->o.no_bias)
+        drop_bias_grads(r);
     *norm = tg_clip_grad_norm(r->m->params, r->m->n_params, r->o.clip);
     if (!isfinite(l) || !isfinite(*norm)) {
         fprintf(stderr, "\ntrain_gpt: the loss (%g) or gradient norm (%g) is not finite at step %ld; "
@@ -411,8 +426,8 @@ static void describe(const run *r)
                r->d.n_train);
     printf("model: %d layers, %d heads, dim %d, ctx %d, %s blocks, %.2fM parameters\n", o->layers, o->heads, o->dim,
            o->ctx, norm_name(o->norm), (double)n / 1e6);
-    printf("run: batch %d, steps %ld..%d, lr %g -> %g, warm-up %d, weight decay %g, beta2 %g, clip %g, seed %llu, "
-           "%d threads\n", o->batch, r->s.step, o->steps, (double)o->lr, (double)o->min_lr, o->warmup,
+    printf("run: %s, batch %d, steps %ld..%d, lr %g -> %g, warm-up %d, weight decay %g, beta2 %g, clip %g, seed %llu, "
+           "%d threads\n", o->no_bias ? "biases held at 0" : "with biases", o->batch, r->s.step, o->steps, (double)o->lr, (double)o->min_lr, o->warmup,
            (double)o->weight_decay, (double)o->beta2, (double)o->clip, o->seed, tg_set_threads(0));
 }
 

@@ -23,7 +23,7 @@ typedef struct options {
     float lr, min_lr, weight_decay, beta2, clip, temperature;
     tg_norm_place norm;
     unsigned long long seed;
-    bool profile;
+    bool profile, no_bias;
     /* A bit per flag the command line gave, so --resume can tell a
      * deliberate change from a default. */
     unsigned long long given;
