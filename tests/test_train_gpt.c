@@ -94,6 +94,16 @@ static void test_sort_task(void **s)
     assert_true(right >= 990);
 }
 
+static tg_st_file *open_st(const char *name)
+{
+    char path[300], err[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    tg_st_file *f = tg_safetensors_read(path, err, sizeof err);
+    if (!f)
+        fail_msg("%s", err);
+    return f;
+}
+
 /* The study's block variants train too, and resume through a checkpoint
  * that names them. */
 static void test_block_variants(void **s)
@@ -104,6 +114,25 @@ static void test_block_variants(void **s)
     assert_non_null(strstr(out, "deepnorm"));
     assert_int_equal(run("--steps 8 --resume dn.st", out, sizeof out), 0);
     assert_int_equal(run("--steps 6 --norm rezero " TINY, out, sizeof out), 0);
+
+    /* --no-bias holds every bias (Linear and LayerNorm) at 0 while the rest trains. */
+    assert_int_equal(run("--steps 6 --no-bias --save nb.st " TINY, out, sizeof out), 0);
+    tg_st_file *f = open_st("nb.st");
+    int biases = 0;
+    for (int i = 0; i < tg_safetensors_count(f); i++) {
+        const tg_st_tensor *t = tg_safetensors_at(f, i);
+        size_t len = strlen(t->name), n = tg_shape_size(t->ndim, t->shape);
+        if (strncmp(t->name, "transformer.", 12) || len < 5 || strcmp(t->name + len - 5, ".bias"))
+            continue;
+        biases++;
+        for (size_t k = 0; k < n; k++)
+            assert_true(((const float *)t->data)[k] == 0.0f);
+    }
+    assert_int_equal(biases, 7); /* 6 in the block, ln_f's */
+    assert_non_null(tg_safetensors_find(f, "optim.m.transformer.h.0.mlp.c_fc.weight"));
+    assert_string_equal(tg_safetensors_meta(f, "bias"), "0");
+    tg_safetensors_close(f);
+    expect_usage_error("--resume nb.st --no-bias --dim 16 --layers 2", "it was trained with --layers 1");
 }
 
 static void make_text(void)
@@ -149,15 +178,6 @@ static void test_text_and_log(void **s)
     assert_true(val > 0 && val < 4.0); /* step 20 was evaluated; ln(34) = 3.53 at chance */
 }
 
-static tg_st_file *open_st(const char *name)
-{
-    char path[300], err[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    tg_st_file *f = tg_safetensors_read(path, err, sizeof err);
-    if (!f)
-        fail_msg("%s", err);
-    return f;
-}
 
 /* Every tensor of a (parameters and optimiser state) equals b's, bit for bit. */
 static void expect_same_tensors(const char *a, const char *b)
