@@ -85,6 +85,10 @@ tg_tensor *tg_tape_record(tg_tape *t, const tg_node *n);
  * then fails the tape with a message naming op). */
 bool tg_tape_check_inputs(tg_tape *t, const char *op, tg_tensor *const *in, int n);
 
+/* op(a) op(b) + bias, bias [N] added to every row (NULL: none); the one
+ * node tg_linear records. Its messages name tg_linear when bias is given. */
+tg_tensor *tg_matmul_bias(tg_tape *t, tg_tensor *a, tg_tensor *b, tg_tensor *bias, bool trans_a, bool trans_b);
+
 /* ---- GEMM (src/ops/gemm.c): C = alpha * op(A) op(B) + beta * C ---- */
 void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, int lda, const float *b, int ldb, float beta,
