@@ -1,5 +1,6 @@
-/* tg_gemm (whatever backend the build picked) and the built-in backend
- * against a double-precision reference, for every transpose combination,
+/* tg_gemm, sent to OpenBLAS for every product when the build links it
+ * (TG_GEMM_BLAS_MIN_FLOPS=0), and the built-in backend, both against a
+ * double-precision reference, for every transpose combination,
  * alpha/beta and odd sizes. Tolerance 1e-4 relative to the row's magnitude:
  * float products over k <= 300 terms stay well inside it, a wrong index
  * does not. */
@@ -71,6 +72,8 @@ static void test_gemm_all_flags(void **s)
 
 int main(void)
 {
+    /* Read once, at tg_gemm's first call. */
+    setenv("TG_GEMM_BLAS_MIN_FLOPS", "0", 1);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm_all_flags)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

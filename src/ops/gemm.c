@@ -13,11 +13,13 @@
  * thread count; each packs its own copy of the A block, which costs 1/NG of
  * the block's arithmetic and keeps short, wide products balanced.
  *
- * With OpenBLAS (Meson option blas), tg_gemm sends large products to
- * cblas_sgemm and keeps small ones, where packing overheads dominate
- * OpenBLAS's dispatch, on the built-in path (thresholds from bench/). */
+ * With OpenBLAS (Meson option blas), tg_gemm can send products of at least
+ * TG_GEMM_BLAS_MIN_FLOPS multiply-adds to cblas_sgemm; by default it sends
+ * none, because the built-in kernel measured faster at every shape (see
+ * tapegrad_internal.h and bench/bench_gemm.c). */
 #include "tapegrad_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
