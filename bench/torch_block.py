@@ -9,7 +9,10 @@ bench_block to parse, best-of-runs times in ms:
   torch version V threads N fwd_ms F bwd_ms B adamw_ms A step_ms S step_median_ms M rss_mb R
 
 --threads 0 keeps PyTorch's default thread count. bench_block runs it with
-its own thread count and OMP_WAIT_POLICY=passive as the second setting."""
+its own thread count and OMP_WAIT_POLICY=passive as the second setting.
+The threads figure is torch.get_num_threads() only: a torch built on the
+system BLAS (Debian's: BLAS_INFO=generic) sends its products to OpenBLAS,
+whose own pool ignores it (set OPENBLAS_NUM_THREADS to pin that)."""
 import argparse
 import math
 import resource
