@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""train_gpt's --data run in PyTorch: the same model (the from-scratch
+PyTorch GPT of tests/fixtures/make_gpt_fixtures.py, built from the documented
+architecture), the same initialisation rule, data split, batches of random
+windows, AdamW (decay on tensors of two or more dimensions), warm-up + cosine
+schedule and clipping, with nanoGPT's shakespeare-char CPU configuration as
+the default. It answers two questions: how fast PyTorch trains this exact
+model here, and what validation loss the configuration reaches when PyTorch
+trains it (with different random numbers, so compare across seeds).
+
+    /usr/bin/python3 bench/torch_shakespeare.py [FILE] [--seed N] [--threads N]
+
+Prints a progress line every 250 steps on stderr and, at the end, one line:
+
+    torch_shakespeare steps N seconds S ms_per_step_median M val_loss V
+
+val_loss is the mean over --eval-iters random validation batches after the
+last step. A missing FILE exits with status 2."""
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+from make_gpt_fixtures import GPT, Config  # noqa: E402
+
+
+def get_lr(step, a):
+    if step < a.warmup:
+        return a.lr * (step + 1) / (a.warmup + 1)
+    if step > a.steps:
+        return a.min_lr
+    r = (step - a.warmup) / (a.steps - a.warmup)
+    return a.min_lr + 0.5 * (1.0 + math.cos(math.pi * r)) * (a.lr - a.min_lr)
+
+
+def init(model, layers):
+    for name, p in model.named_parameters():
+        if name.endswith(".bias"):
+            torch.nn.init.zeros_(p)
+        elif ".ln_" in name:
+            torch.nn.init.ones_(p)
+        elif name.endswith("c_proj.weight"):
+            torch.nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * layers))
+        else:
+            torch.nn.init.normal_(p, 0.0, 0.02)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", nargs="?", default=os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt"))
+    for flag, typ, default in [("layers", int, 4), ("heads", int, 4), ("dim", int, 128), ("ctx", int, 64),
+                               ("batch", int, 12), ("steps", int, 2000), ("lr", float, 1e-3),
+                               ("min-lr", float, 1e-4), ("warmup", int, 100), ("weight-decay", float, 0.1),
+                               ("beta2", float, 0.99), ("clip", float, 1.0), ("seed", int, 1337),
+                               ("eval-iters", int, 200), ("threads", int, 2)]:
+        ap.add_argument("--" + flag, type=typ, default=default)
+    a = ap.parse_args()
+    if not os.path.isfile(a.data):
+        print(f"torch_shakespeare: {a.data}: no such file", file=sys.stderr)
+        sys.exit(2)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    raw = open(a.data, "rb").read()
+    vocab = sorted(set(raw))
+    index = {c: i for i, c in enumerate(vocab)}
+    data = torch.tensor([index[c] for c in raw], dtype=torch.long)
+    n_train = len(data) * 9 // 10
+    splits = {"train": data[:n_train], "val": data[n_train:]}
+
+    def batch(split):
+        d = splits[split]
+        ix = torch.randint(len(d) - a.ctx, (a.batch,))
+        return (torch.stack([d[i:i + a.ctx] for i in ix]), torch.stack([d[i + 1:i + 1 + a.ctx] for i in ix]))
+
+    model = GPT(Config(len(vocab), a.ctx, a.layers, a.heads, a.dim, "pre"))
+    init(model, a.layers)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    plain = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                             {"params": plain, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, a.beta2), eps=1e-8)
+    times = []
+    start = time.perf_counter()
+    for step in range(a.steps):
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = get_lr(step, a)
+        x, y = batch("train")
+        loss = model.loss(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+        opt.step()
+        times.append(time.perf_counter() - t0)
+        if (step + 1) % 250 == 0:
+            print(f"step {step + 1} loss {loss.item():.4f} {1e3 * statistics.median(times):.1f} ms/step",
+                  file=sys.stderr)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        val = sum(model.loss(*batch("val")).item() for _ in range(a.eval_iters)) / a.eval_iters
+    print(f"torch_shakespeare steps {a.steps} seconds {seconds:.1f} "
+          f"ms_per_step_median {1e3 * statistics.median(times):.2f} val_loss {val:.4f}")
+
+
+if __name__ == "__main__":
+    main()
