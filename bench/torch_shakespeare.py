@@ -8,14 +8,22 @@ the default. It answers two questions: how fast PyTorch trains this exact
 model here, and what validation loss the configuration reaches when PyTorch
 trains it (with different random numbers, so compare across seeds).
 
-    /usr/bin/python3 bench/torch_shakespeare.py [FILE] [--seed N] [--threads N]
+    OMP_WAIT_POLICY=passive /usr/bin/python3 bench/torch_shakespeare.py [FILE] [--seed N] [--threads N]
 
-Prints a progress line every 250 steps on stderr and, at the end, one line:
+FILE defaults to ../shared/data/tinyshakespeare.txt (from the repository
+root); every train_gpt default has a flag (--layers --heads --dim --ctx
+--batch --steps --lr --min-lr --warmup --weight-decay --beta2 --clip --seed).
+Compare with `build/examples/train_gpt --data FILE`. float32, no dropout, no
+torch.compile. Prints a progress line every 100 steps on stderr (step, loss,
+mean ms/step over those 100 steps) and, at the end, one line on stdout:
 
     torch_shakespeare steps N seconds S ms_per_step_median M val_loss V
 
 val_loss is the mean over --eval-iters random validation batches after the
-last step. A missing FILE exits with status 2."""
+last step (train_gpt's --eval-iters default is 20; pass --eval-iters 200 to
+it for the same estimate); seconds is the wall time of the training loop and
+the median is over the per-step times. A missing FILE, or one too short for a
+window of ctx + 1 tokens in the validation tenth, exits with status 2."""
 import argparse
 import math
 import os
@@ -64,6 +72,9 @@ def main():
     if not os.path.isfile(a.data):
         print(f"torch_shakespeare: {a.data}: no such file", file=sys.stderr)
         sys.exit(2)
+    if a.dim % a.heads:
+        print(f"torch_shakespeare: --heads {a.heads} must divide --dim {a.dim}", file=sys.stderr)
+        sys.exit(2)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     raw = open(a.data, "rb").read()
@@ -72,6 +83,10 @@ def main():
     data = torch.tensor([index[c] for c in raw], dtype=torch.long)
     n_train = len(data) * 9 // 10
     splits = {"train": data[:n_train], "val": data[n_train:]}
+    if len(splits["val"]) <= a.ctx:
+        print(f"torch_shakespeare: {a.data}: {len(raw)} bytes leave {len(splits['val'])} validation tokens, "
+              f"fewer than a window of ctx + 1 = {a.ctx + 1}", file=sys.stderr)
+        sys.exit(2)
 
     def batch(split):
         d = splits[split]
@@ -94,12 +109,14 @@ def main():
         loss = model.loss(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+        if a.clip > 0:  # train_gpt: --clip 0 = off
+            torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
         opt.step()
         times.append(time.perf_counter() - t0)
-        if (step + 1) % 250 == 0:
-            print(f"step {step + 1} loss {loss.item():.4f} {1e3 * statistics.median(times):.1f} ms/step",
-                  file=sys.stderr)
+        if (step + 1) % 100 == 0 or step + 1 == a.steps:
+            recent = times[-((step % 100) + 1):]
+            print(f"step {step + 1} loss {loss.item():.4f} {1e3 * sum(recent) / len(recent):.1f} ms/step",
+                  file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
     with torch.no_grad():
         val = sum(model.loss(*batch("val")).item() for _ in range(a.eval_iters)) / a.eval_iters
