@@ -11,11 +11,12 @@
  *   dq_t += scale * sum_s dS[t,s] k_s;   dk_s += scale * dS[t,s] q_t
  *
  * Heads are read and written in place through strides; P [B, heads, T, T] is
- * kept from the forward, followed by tp + D*tp floats of scratch per (batch,
- * head), tp = T rounded up to PAD. The scratch holds a row of scores and K
- * (forward) or V (backward) transposed, so the
- * scores of row t, q_t . k_s for every s, come from D vector multiply-adds
- * across s instead of t+1 short dot products, each ending in a horizontal sum.
+ * kept from the forward, followed by (T + D)*tp floats of scratch per
+ * (batch, head), tp = T rounded up to PAD: rows of scores (the forward uses
+ * ROWS of them, the backward all T for dS) and K (forward) or V (backward)
+ * transposed, so the scores of row t, q_t . k_s for every s, come from D
+ * vector multiply-adds across s instead of t+1 short dot products, each
+ * ending in a horizontal sum.
  * Each (batch, head) pair touches its own columns and scratch, so the pairs
  * run in parallel with no races and no reductions across threads: the result
  * does not depend on the thread count. */
@@ -33,7 +34,10 @@ typedef struct attn_dims {
 /* Rows of scores are computed PAD at a time past the causal limit, into
  * zero-padded transposed heads, so the vector loops never fall back to a
  * scalar remainder (for T = 64 the remainders were most of the work). */
-enum { PAD = 16 };
+enum { PAD = 16, ROWS = 4 };
+
+/* PAD floats, one AVX-512 register (two AVX2 ones). */
+typedef float vf __attribute__((vector_size(PAD * sizeof(float))));
 
 static int padded(int t)
 {
@@ -66,17 +70,9 @@ tg_tensor *tg_attention(tg_tape *t, tg_tensor *qkv, int heads)
     n.out = tg_tape_output(t, 3, (int[]){qkv->shape[0], qkv->shape[1], c}, &qkv, 1);
     size_t pairs = (size_t)qkv->shape[0] * heads, tt = (size_t)qkv->shape[1], d = (size_t)(c / heads);
     size_t tp = padded(qkv->shape[1]);
-    if (!(n.aux = tg_arena_alloc(t, pairs * (tt * tt + tp + d * tp) * sizeof(float))))
+    if (!(n.aux = tg_arena_alloc(t, pairs * (tt * tt + (tt + d) * tp) * sizeof(float))))
         return NULL;
     return tg_tape_record(t, &n);
-}
-
-/* y += a x. restrict spares the compiler a run-time overlap check on every
- * call, which for rows of D = 32 floats cost more than the arithmetic. */
-static inline void axpy(float *restrict y, const float *restrict x, float a, int n)
-{
-    for (int j = 0; j < n; j++)
-        y[j] += a * x[j];
 }
 
 /* Column block `col` (0 q, 1 k, 2 v) of one head, transposed and padded
@@ -93,13 +89,28 @@ static void transpose_head(const attn_dims *a, const float *base, int col, float
     }
 }
 
-/* out[s] = scale * sum_j x[j] * mt[j*tp + s] for s < n: a row against a
- * transposed head. */
-static void row_times(const attn_dims *a, const float *x, const float *mt, float *out, int n, float scale)
+/* out[i*tp + s] = scale * sum_j x_i[j] mt[j*tp + s] for rows x_i = x + i*ldx,
+ * i < r <= ROWS, and s < n (a multiple of PAD): rows against a transposed
+ * head. ROWS rows at a time, so each load of mt feeds ROWS multiply-adds
+ * into accumulators that stay in registers; rows past r repeat the last
+ * one and are not stored. */
+static void rows_times(const attn_dims *a, const float *x, size_t ldx, int r, const float *mt, float *out, int n,
+                       float scale)
 {
-    memset(out, 0, (size_t)n * sizeof(float));
-    for (int j = 0; j < a->d; j++)
-        axpy(out, mt + (size_t)j * a->tp, scale * x[j], n);
+    const float *xi[ROWS];
+    for (int i = 0; i < ROWS; i++)
+        xi[i] = x + (size_t)(i < r ? i : r - 1) * ldx;
+    for (int s = 0; s < n; s += PAD) {
+        vf acc[ROWS] = {{0}};
+        for (int j = 0; j < a->d; j++) {
+            vf kv;
+            memcpy(&kv, mt + (size_t)j * a->tp + s, sizeof kv);
+            for (int i = 0; i < ROWS; i++)
+                acc[i] += ((vf){0} + scale * xi[i][j]) * kv;
+        }
+        for (int i = 0; i < r; i++)
+            memcpy(out + (size_t)i * a->tp + s, &acc[i], sizeof acc[i]);
+    }
 }
 
 static float row_max(const float *x, int n)
@@ -110,22 +121,40 @@ static float row_max(const float *x, int n)
     return m;
 }
 
-/* Row t of P and y for one (batch, head); kt is K transposed, row scratch
- * of tp floats. */
-static void forward_row(const attn_dims *a, const float *base, const float *kt, float *row, float *p, float *y,
-                        int t)
+/* out[j] += sum_{s<n} w[s*wstride] rows[s*ld + j] for j < d: a weighted sum
+ * of rows, accumulated PAD columns at a time in a register. */
+static void combine(float *restrict out, const float *w, size_t wstride, const float *rows, size_t ld, int n, int d)
+{
+    int j = 0;
+    for (; j + PAD <= d; j += PAD) {
+        vf acc, r;
+        memcpy(&acc, out + j, sizeof acc);
+        for (int s = 0; s < n; s++) {
+            memcpy(&r, rows + (size_t)s * ld + j, sizeof r);
+            acc += ((vf){0} + w[(size_t)s * wstride]) * r;
+        }
+        memcpy(out + j, &acc, sizeof acc);
+    }
+    for (; j < d; j++) {
+        float acc = out[j];
+        for (int s = 0; s < n; s++)
+            acc += w[(size_t)s * wstride] * rows[(size_t)s * ld + j];
+        out[j] = acc;
+    }
+}
+
+/* Row t of P and y for one (batch, head), from its scaled scores in row. */
+static void forward_row(const attn_dims *a, const float *base, float *row, float *p, float *y, int t)
 {
     const int stride = 3 * a->c, n = padded(t + 1);
-    row_times(a, base + (size_t)t * stride, kt, row, n, 1.0f / sqrtf((float)a->d));
     float m = row_max(row, t + 1);
     for (int s = 0; s < n; s++)
         row[s] = tg_exp(row[s] - m);
     float inv = 1.0f / tg_vsum(row, t + 1);
-    memset(y, 0, (size_t)a->d * sizeof(float));
-    for (int s = 0; s <= t; s++) {
+    for (int s = 0; s <= t; s++)
         p[s] = row[s] * inv;
-        axpy(y, base + (size_t)s * stride + 2 * a->c, p[s], a->d);
-    }
+    memset(y, 0, (size_t)a->d * sizeof(float));
+    combine(y, p, 1, base + 2 * a->c, (size_t)stride, t + 1, a->d);
     for (int s = t + 1; s < a->t; s++)
         p[s] = 0.0f;
 }
@@ -133,7 +162,7 @@ static void forward_row(const attn_dims *a, const float *base, const float *kt, 
 static float *pair_scratch(const tg_node *n, const attn_dims *a, int bh)
 {
     size_t pairs = (size_t)a->b * a->heads, tt = (size_t)a->t;
-    return (float *)n->aux + pairs * tt * tt + (size_t)bh * ((size_t)a->tp + (size_t)a->d * a->tp);
+    return (float *)n->aux + pairs * tt * tt + (size_t)bh * (size_t)(a->t + a->d) * a->tp;
 }
 
 void tg_attention_forward(tg_node *n)
@@ -145,31 +174,51 @@ void tg_attention_forward(tg_node *n)
     for (int bh = 0; bh < pairs; bh++) {
         int b = bh / a.heads, h = bh % a.heads;
         const float *base = n->in[0]->data + (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
-        float *p = probs + (size_t)bh * a.t * a.t, *row = pair_scratch(n, &a, bh), *kt = row + a.tp;
+        float *p = probs + (size_t)bh * a.t * a.t, *rows = pair_scratch(n, &a, bh), *kt = rows + (size_t)a.t * a.tp;
         transpose_head(&a, base, 1, kt);
-        for (int t = 0; t < a.t; t++)
-            forward_row(&a, base, kt, row, p + (size_t)t * a.t,
-                        n->out->data + ((size_t)b * a.t + t) * a.c + (size_t)h * a.d, t);
+        for (int t0 = 0; t0 < a.t; t0 += ROWS) {
+            int r = a.t - t0 < ROWS ? a.t - t0 : ROWS;
+            rows_times(&a, base + (size_t)t0 * 3 * a.c, (size_t)3 * a.c, r, kt, rows, padded(t0 + r),
+                       1.0f / sqrtf((float)a.d));
+            for (int i = 0, t = t0; i < r; i++, t++)
+                forward_row(&a, base, rows + (size_t)i * a.tp, p + (size_t)t * a.t,
+                            n->out->data + ((size_t)b * a.t + t) * a.c + (size_t)h * a.d, t);
+        }
     }
 }
 
-/* Row t's share of the backward for one (batch, head); vt is V transposed,
- * dp scratch. */
-static void backward_row(const attn_dims *a, const float *base, float *dbase, const float *vt, const float *p,
-                         const float *dy, float *dp, int t)
+/* Row t of dS = scale * P * (dP - rowsum(P dP)) in place of its dP, and
+ * dq_t = sum_s dS[t,s] k_s. */
+static void backward_row(const attn_dims *a, const float *base, float *dbase, const float *p, float *ds, int t)
 {
     const int stride = 3 * a->c;
     const float scale = 1.0f / sqrtf((float)a->d);
-    row_times(a, dy, vt, dp, padded(t + 1), 1.0f);
-    float dot = tg_vdot(p, dp, t + 1);
+    float dot = tg_vdot(p, ds, t + 1);
     for (int s = 0; s <= t; s++)
-        axpy(dbase + (size_t)s * stride + 2 * a->c, dy, p[s], a->d);
-    const float *q = base + (size_t)t * stride;
-    float *dq = dbase + (size_t)t * stride;
-    for (int s = 0; s <= t; s++) {
-        float ds = scale * p[s] * (dp[s] - dot);
-        axpy(dq, base + (size_t)s * stride + a->c, ds, a->d);
-        axpy(dbase + (size_t)s * stride + a->c, q, ds, a->d);
+        ds[s] = scale * p[s] * (ds[s] - dot);
+    combine(dbase + (size_t)t * stride, ds, 1, base + a->c, (size_t)stride, t + 1, a->d);
+}
+
+/* One (batch, head): dP rows ROWS at a time, then dS and dq row by row, then
+ * dk_s = sum_{t>=s} dS[t,s] q_t and dv_s = sum_{t>=s} P[t,s] dy_t column by
+ * column, each gradient row summed in registers and written once. */
+static void backward_pair(const attn_dims *a, const float *base, float *dbase, const float *p, const float *dy,
+                          float *ds, float *vt)
+{
+    const int stride = 3 * a->c;
+    transpose_head(a, base, 2, vt);
+    for (int t0 = 0; t0 < a->t; t0 += ROWS) {
+        int r = a->t - t0 < ROWS ? a->t - t0 : ROWS;
+        rows_times(a, dy + (size_t)t0 * a->c, (size_t)a->c, r, vt, ds + (size_t)t0 * a->tp, padded(t0 + r), 1.0f);
+    }
+    for (int t = 0; t < a->t; t++)
+        backward_row(a, base, dbase, p + (size_t)t * a->t, ds + (size_t)t * a->tp, t);
+    for (int s = 0; s < a->t; s++) {
+        int n = a->t - s;
+        combine(dbase + (size_t)s * stride + a->c, ds + (size_t)s * a->tp + s, (size_t)a->tp,
+                base + (size_t)s * stride, (size_t)stride, n, a->d);
+        combine(dbase + (size_t)s * stride + 2 * a->c, p + (size_t)s * a->t + s, (size_t)a->t,
+                dy + (size_t)s * a->c, (size_t)a->c, n, a->d);
     }
 }
 
@@ -184,11 +233,8 @@ void tg_attention_backward(tg_node *n)
     for (int bh = 0; bh < pairs; bh++) {
         int b = bh / a.heads, h = bh % a.heads;
         size_t off = (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
-        float *dp = pair_scratch(n, &a, bh), *vt = dp + a.tp;
-        transpose_head(&a, n->in[0]->data + off, 2, vt);
-        for (int t = 0; t < a.t; t++)
-            backward_row(&a, n->in[0]->data + off, n->in[0]->grad + off, vt,
-                         probs + ((size_t)bh * a.t + t) * a.t,
-                         n->out->grad + ((size_t)b * a.t + t) * a.c + (size_t)h * a.d, dp, t);
+        float *ds = pair_scratch(n, &a, bh);
+        backward_pair(&a, n->in[0]->data + off, n->in[0]->grad + off, probs + (size_t)bh * a.t * a.t,
+                      n->out->grad + (size_t)b * a.t * a.c + (size_t)h * a.d, ds, ds + (size_t)a.t * a.tp);
     }
 }
