@@ -47,8 +47,7 @@ void data_sort_test(const dataset *d, int i, int *digits)
     sort_digits(d->test[i], digits);
 }
 
-/* input digits, separator, sorted digits: SORT_CTX + 1 tokens. */
-static void sort_sequence(const int *digits, int *seq)
+void data_sort_sequence(const int *digits, int *seq)
 {
     int count[10] = {0};
     for (int i = 0; i < SORT_LEN; i++) {
@@ -74,7 +73,7 @@ static void sort_batch(const dataset *d, tg_rng *r, bool val, int batch, int *id
                 p = sort_problem(r);
             while (d->held_out[p / 8] >> (p % 8) & 1);
         sort_digits(p, digits);
-        sort_sequence(digits, seq);
+        data_sort_sequence(digits, seq);
         for (int i = 0; i < SORT_CTX; i++) {
             ids[b * SORT_CTX + i] = seq[i];
             /* Only the sorted digits are scored: the input is random. */

@@ -159,57 +159,36 @@ static bool sort_predict(run *r, int first, int n, int *out)
     return ok;
 }
 
-static void print_sort_example(const int *in, const int *pred)
+static void print_sort_example(const int *in, const int *pred, bool right)
 {
-    int want[SORT_CTX + 1];
-    int digits[SORT_LEN];
-    memcpy(digits, in, sizeof digits);
-    bool right = true;
-    for (int i = 0; i < SORT_LEN; i++)
-        for (int j = i + 1; j < SORT_LEN; j++)
-            if (digits[j] < digits[i]) {
-                int t = digits[i];
-                digits[i] = digits[j];
-                digits[j] = t;
-            }
-    memcpy(want, digits, sizeof digits);
     printf("  ");
     for (int i = 0; i < SORT_LEN; i++)
         printf("%d", in[i]);
     printf(" -> ");
-    for (int i = 0; i < SORT_LEN; i++) {
+    for (int i = 0; i < SORT_LEN; i++)
         printf("%c", pred[i] < 10 ? '0' + pred[i] : '>');
-        right = right && pred[i] == want[i];
-    }
     printf("  %s\n", right ? "right" : "wrong");
 }
 
 static int sort_report(run *r)
 {
-    enum { CHUNK = 250 };
-    int right = 0, pred[CHUNK * SORT_LEN], in[SORT_LEN];
+    enum { CHUNK = 250, SHOWN = 5 };
+    int right = 0, pred[CHUNK * SORT_LEN];
     for (int first = 0; first < SORT_TEST; first += CHUNK) {
         if (!sort_predict(r, first, CHUNK, pred)) {
             fprintf(stderr, "train_gpt: %s\n", tg_tape_error(r->tape));
             return 1;
         }
+        if (first == 0)
+            printf("held-out examples:\n");
         for (int i = 0; i < CHUNK; i++) {
             int digits[SORT_LEN], seq[SORT_CTX + 1];
             data_sort_test(&r->d, first + i, digits);
-            int count[10] = {0}, k = 0;
-            for (int j = 0; j < SORT_LEN; j++)
-                count[digits[j]]++;
-            for (int v = 0; v < 10; v++)
-                while (count[v]--)
-                    seq[k++] = v;
-            right += !memcmp(seq, pred + i * SORT_LEN, sizeof(int) * SORT_LEN);
-        }
-        if (first == 0) {
-            printf("held-out examples:\n");
-            for (int i = 0; i < 5; i++) {
-                data_sort_test(&r->d, i, in);
-                print_sort_example(in, pred + i * SORT_LEN);
-            }
+            data_sort_sequence(digits, seq);
+            bool ok = !memcmp(seq + SORT_LEN + 1, pred + i * SORT_LEN, sizeof(int) * SORT_LEN);
+            right += ok;
+            if (first + i < SHOWN)
+                print_sort_example(digits, pred + i * SORT_LEN, ok);
         }
     }
     printf("held-out exact-match accuracy: %d/%d = %.1f%%\n", right, SORT_TEST, 100.0 * right / SORT_TEST);

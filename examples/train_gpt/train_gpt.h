@@ -56,6 +56,8 @@ void data_free(dataset *d);
 /* A batch [batch, ctx] of inputs and next-token targets (-1 where the sort
  * task does not score a position). val picks the validation split of text. */
 void data_batch(const dataset *d, tg_rng *r, bool val, int batch, int ctx, int *ids, int *targets);
+/* digits, the separator, the digits sorted: SORT_CTX + 1 tokens into seq. */
+void data_sort_sequence(const int *digits, int *seq);
 /* Held-out sort problem i (0 <= i < SORT_TEST): SORT_LEN input digits. */
 void data_sort_test(const dataset *d, int i, int *digits);
 
