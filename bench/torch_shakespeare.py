@@ -8,21 +8,25 @@ the default. It answers two questions: how fast PyTorch trains this exact
 model here, and what validation loss the configuration reaches when PyTorch
 trains it (with different random numbers, so compare across seeds).
 
-    OMP_WAIT_POLICY=passive /usr/bin/python3 bench/torch_shakespeare.py [FILE] [--seed N] [--threads N]
+    OMP_WAIT_POLICY=passive /usr/bin/python3 bench/torch_shakespeare.py [FILE] [--seed N] [--threads N] [--nanogpt]
 
 FILE defaults to ../shared/data/tinyshakespeare.txt (from the repository
 root); every train_gpt default has a flag (--layers --heads --dim --ctx
 --batch --steps --lr --min-lr --warmup --weight-decay --beta2 --clip --seed).
-Compare with `build/examples/train_gpt --data FILE`. float32, no dropout, no
+Compare with `build/examples/train_gpt --data FILE`. --nanogpt trains the
+model of nanoGPT's own shakespeare run instead (no biases, erf GELU), whose
+published loss is the issue's target. float32, no dropout, no
 torch.compile. Prints a progress line every 100 steps on stderr (step, loss,
 mean ms/step over those 100 steps) and, at the end, one line on stdout:
 
-    torch_shakespeare steps N seconds S ms_per_step_median M val_loss V
+    torch_shakespeare steps N seconds S ms_per_step_median M val_loss V val_loss_full F
 
 val_loss is the mean over --eval-iters random validation batches after the
 last step (train_gpt's --eval-iters default is 20; pass --eval-iters 200 to
-it for the same estimate); seconds is the wall time of the training loop and
-the median is over the per-step times. A missing FILE, or one too short for a
+it for the same estimate); val_loss_full is exact, over the whole
+validation split (bench/val_full.py gives the same figure for a train_gpt
+checkpoint); seconds is the wall time of the training loop and the median
+is over the per-step times. A missing FILE, or one too short for a
 window of ctx + 1 tokens in the validation tenth, exits with status 2."""
 import argparse
 import math
@@ -36,6 +40,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
 from make_gpt_fixtures import GPT, Config  # noqa: E402
+from val_full import split_loss  # noqa: E402
 
 
 def get_lr(step, a):
@@ -59,6 +64,14 @@ def init(model, layers):
             torch.nn.init.normal_(p, 0.0, 0.02)
 
 
+def nanogpt_variant(model):
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.LayerNorm)):
+            m.bias = None
+    for blk in model.transformer.h:
+        blk.mlp.forward = lambda x, p=blk.mlp: p.c_proj(torch.nn.functional.gelu(p.c_fc(x)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", nargs="?", default=os.path.join(ROOT, "..", "shared", "data", "tinyshakespeare.txt"))
@@ -68,6 +81,9 @@ def main():
                                ("beta2", float, 0.99), ("clip", float, 1.0), ("seed", int, 1337),
                                ("eval-iters", int, 200), ("threads", int, 2)]:
         ap.add_argument("--" + flag, type=typ, default=default)
+    ap.add_argument("--nanogpt", action="store_true",
+                    help="nanoGPT's shakespeare run instead of train_gpt's model: no biases in Linear or "
+                         "LayerNorm layers (its bias=False) and exact erf GELU")
     a = ap.parse_args()
     if not os.path.isfile(a.data):
         print(f"torch_shakespeare: {a.data}: no such file", file=sys.stderr)
@@ -94,6 +110,8 @@ def main():
         return (torch.stack([d[i:i + a.ctx] for i in ix]), torch.stack([d[i + 1:i + 1 + a.ctx] for i in ix]))
 
     model = GPT(Config(len(vocab), a.ctx, a.layers, a.heads, a.dim, "pre"))
+    if a.nanogpt:
+        nanogpt_variant(model)
     init(model, a.layers)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     plain = [p for p in model.parameters() if p.dim() < 2]
@@ -120,8 +138,9 @@ def main():
     seconds = time.perf_counter() - start
     with torch.no_grad():
         val = sum(model.loss(*batch("val")).item() for _ in range(a.eval_iters)) / a.eval_iters
+    full, _ = split_loss(model, splits["val"], a.ctx)
     print(f"torch_shakespeare steps {a.steps} seconds {seconds:.1f} "
-          f"ms_per_step_median {1e3 * statistics.median(times):.2f} val_loss {val:.4f}")
+          f"ms_per_step_median {1e3 * statistics.median(times):.2f} val_loss {val:.4f} val_loss_full {full:.4f}")
 
 
 if __name__ == "__main__":
