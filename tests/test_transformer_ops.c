@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define TOL 2e-2
 
@@ -138,6 +139,93 @@ static void test_attention(void **s)
     check_attention(3, 4, 18, 3);
 }
 
+/* Attention for one (batch, head) in double, straight from the definition:
+ * y and, for dy = w, the gradient of sum(y * w) with respect to qkv. */
+static void naive_attention_pair(const float *qkv, const float *w, int tt, int c, int d, double *y, double *g)
+{
+    const double scale = 1.0 / sqrt((double)d);
+    double p[128], dp[128];
+    for (int t = 0; t < tt; t++) {
+        const float *q = qkv + (size_t)t * 3 * c, *dy = w + (size_t)t * c;
+        double m = -INFINITY, z = 0.0, dot = 0.0;
+        for (int s = 0; s <= t; s++) {
+            const float *k = qkv + (size_t)s * 3 * c + c;
+            p[s] = 0.0;
+            for (int j = 0; j < d; j++)
+                p[s] += scale * q[j] * k[j];
+            m = fmax(m, p[s]);
+        }
+        for (int s = 0; s <= t; s++)
+            z += p[s] = exp(p[s] - m);
+        for (int s = 0; s <= t; s++) {
+            const float *v = qkv + (size_t)s * 3 * c + 2 * c;
+            p[s] /= z;
+            dp[s] = 0.0;
+            for (int j = 0; j < d; j++) {
+                y[(size_t)t * c + j] += p[s] * v[j];
+                dp[s] += (double)dy[j] * v[j];
+                g[(size_t)s * 3 * c + 2 * c + j] += p[s] * dy[j];
+            }
+            dot += p[s] * dp[s];
+        }
+        for (int s = 0; s <= t; s++) {
+            const float *k = qkv + (size_t)s * 3 * c + c;
+            double ds = scale * p[s] * (dp[s] - dot);
+            for (int j = 0; j < d; j++) {
+                g[(size_t)t * 3 * c + j] += ds * k[j];
+                g[(size_t)s * 3 * c + c + j] += ds * q[j];
+            }
+        }
+    }
+}
+
+/* The vectorised kernels (blocks of rows, PAD-wide columns, zero-padded
+ * transposes) against naive_attention_pair on every element, at head sizes
+ * that are a multiple of 16, not one, and under 16, and lengths that are
+ * not multiples of the padding. */
+static void check_attention_exact(int b, int tt, int c, int heads)
+{
+    tg_rng r;
+    tg_rng_seed(&r, (uint64_t)(tt * 1000 + c));
+    tg_tensor *qkv = tu_param(&r, TU_SHAPE(b, tt, 3 * c), 1.0f);
+    tg_tensor *w = tu_param(&r, TU_SHAPE(b, tt, c), 1.0f);
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *y = tg_attention(t, qkv, heads);
+    assert_int_equal(tg_backward(t, tg_sum(t, tg_mul(t, y, w))), TG_OK);
+    int d = c / heads;
+    size_t ny = (size_t)b * tt * c, nq = 3 * ny;
+    double *ry = calloc(ny, sizeof *ry), *rg = calloc(nq, sizeof *rg);
+    assert_true(ry && rg && tt <= 128);
+    for (int bi = 0; bi < b; bi++)
+        for (int h = 0; h < heads; h++) {
+            size_t oy = (size_t)bi * tt * c + (size_t)h * d, oq = 3 * (size_t)bi * tt * c + (size_t)h * d;
+            naive_attention_pair(qkv->data + oq, w->data + oy, tt, c, d, ry + oy, rg + oq);
+        }
+    for (size_t i = 0; i < ny; i++)
+        if (fabs(y->data[i] - ry[i]) > 1e-5 * (1.0 + fabs(ry[i])))
+            fail_msg("attention [%d,%d,%d] heads %d: y[%zu] = %.7g, reference %.7g", b, tt, 3 * c, heads, i,
+                     (double)y->data[i], ry[i]);
+    for (size_t i = 0; i < nq; i++)
+        if (fabs(qkv->grad[i] - rg[i]) > 1e-4 * (1.0 + fabs(rg[i])))
+            fail_msg("attention [%d,%d,%d] heads %d: dqkv[%zu] = %.7g, reference %.7g", b, tt, 3 * c, heads,
+                     i, (double)qkv->grad[i], rg[i]);
+    free(ry);
+    free(rg);
+    tg_tape_free(t);
+    tg_param_free(qkv);
+    tg_param_free(w);
+}
+
+static void test_attention_exact(void **s)
+{
+    (void)s;
+    check_attention_exact(2, 37, 64, 2);
+    check_attention_exact(1, 70, 60, 3);
+    check_attention_exact(2, 17, 48, 1);
+    check_attention_exact(3, 16, 32, 4);
+    check_attention_exact(1, 1, 32, 1);
+}
+
 /* Causality: the first position's output is its own v, whatever follows. */
 static void test_attention_is_causal(void **s)
 {
@@ -243,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_gelu_values),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_exact),
         cmocka_unit_test(test_attention_is_causal),
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_cross_entropy_large_logits),
