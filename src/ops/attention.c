@@ -33,8 +33,15 @@ typedef struct attn_dims {
 
 /* Rows of scores are computed PAD at a time past the causal limit, into
  * zero-padded transposed heads, so the vector loops never fall back to a
- * scalar remainder (for T = 64 the remainders were most of the work). */
+ * scalar remainder (for T = 64 the remainders were most of the work).
+ * ROWS rows are processed at once, each with a PAD-wide accumulator: with
+ * AVX-512 that is one of 32 registers per row, so 8 rows fit with room to
+ * spare; with AVX2 it is two of 16, and 4 rows already take half. */
+#ifdef __AVX512F__
+enum { PAD = 16, ROWS = 8 };
+#else
 enum { PAD = 16, ROWS = 4 };
+#endif
 
 /* PAD floats, one AVX-512 register (two AVX2 ones). */
 typedef float vf __attribute__((vector_size(PAD * sizeof(float))));
@@ -121,40 +128,52 @@ static float row_max(const float *x, int n)
     return m;
 }
 
-/* out[j] += sum_{s<n} w[s*wstride] rows[s*ld + j] for j < d: a weighted sum
- * of rows, accumulated PAD columns at a time in a register. */
-static void combine(float *restrict out, const float *w, size_t wstride, const float *rows, size_t ld, int n, int d)
+/* out_i[j] += sum_{s<n} w[i*wi + s*ws] rows[s*ld + j] for i < r <= ROWS and
+ * j < d: ROWS weighted sums of the same rows at once, so each row load
+ * feeds ROWS multiply-adds into accumulators that stay in registers (one
+ * sum at a time was bound by the loads). Outputs past r repeat the last
+ * weights and are not stored. */
+static void combine(float *out, size_t ldo, int r, const float *w, size_t wi, size_t ws, const float *rows,
+                    size_t ld, int n, int d)
 {
+    size_t wo[ROWS];
+    for (int i = 0; i < ROWS; i++)
+        wo[i] = (size_t)(i < r ? i : r - 1) * wi;
     int j = 0;
     for (; j + PAD <= d; j += PAD) {
-        vf acc, r;
-        memcpy(&acc, out + j, sizeof acc);
+        vf acc[ROWS] = {{0}}, x, o;
         for (int s = 0; s < n; s++) {
-            memcpy(&r, rows + (size_t)s * ld + j, sizeof r);
-            acc += ((vf){0} + w[(size_t)s * wstride]) * r;
+            const float *wsn = w + (size_t)s * ws;
+            memcpy(&x, rows + (size_t)s * ld + j, sizeof x);
+            for (int i = 0; i < ROWS; i++)
+                acc[i] += ((vf){0} + wsn[wo[i]]) * x;
         }
-        memcpy(out + j, &acc, sizeof acc);
+        for (int i = 0; i < r; i++) {
+            memcpy(&o, out + (size_t)i * ldo + j, sizeof o);
+            o += acc[i];
+            memcpy(out + (size_t)i * ldo + j, &o, sizeof o);
+        }
     }
-    for (; j < d; j++) {
-        float acc = out[j];
-        for (int s = 0; s < n; s++)
-            acc += w[(size_t)s * wstride] * rows[(size_t)s * ld + j];
-        out[j] = acc;
-    }
+    for (; j < d; j++)
+        for (int i = 0; i < r; i++) {
+            float acc = 0.0f;
+            for (int s = 0; s < n; s++)
+                acc += w[wo[i] + (size_t)s * ws] * rows[(size_t)s * ld + j];
+            out[(size_t)i * ldo + j] += acc;
+        }
 }
 
-/* Row t of P and y for one (batch, head), from its scaled scores in row. */
-static void forward_row(const attn_dims *a, const float *base, float *row, float *p, float *y, int t)
+/* Row t of P from its scaled scores in row, zero past the causal limit so
+ * that blocks of rows can be combined over a common length. */
+static void softmax_row(const attn_dims *a, float *row, float *p, int t)
 {
-    const int stride = 3 * a->c, n = padded(t + 1);
+    const int n = padded(t + 1);
     float m = row_max(row, t + 1);
     for (int s = 0; s < n; s++)
         row[s] = tg_exp(row[s] - m);
     float inv = 1.0f / tg_vsum(row, t + 1);
     for (int s = 0; s <= t; s++)
         p[s] = row[s] * inv;
-    memset(y, 0, (size_t)a->d * sizeof(float));
-    combine(y, p, 1, base + 2 * a->c, (size_t)stride, t + 1, a->d);
     for (int s = t + 1; s < a->t; s++)
         p[s] = 0.0f;
 }
@@ -176,49 +195,56 @@ void tg_attention_forward(tg_node *n)
         const float *base = n->in[0]->data + (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
         float *p = probs + (size_t)bh * a.t * a.t, *rows = pair_scratch(n, &a, bh), *kt = rows + (size_t)a.t * a.tp;
         transpose_head(&a, base, 1, kt);
+        float *y = n->out->data + (size_t)b * a.t * a.c + (size_t)h * a.d;
         for (int t0 = 0; t0 < a.t; t0 += ROWS) {
             int r = a.t - t0 < ROWS ? a.t - t0 : ROWS;
             rows_times(&a, base + (size_t)t0 * 3 * a.c, (size_t)3 * a.c, r, kt, rows, padded(t0 + r),
                        1.0f / sqrtf((float)a.d));
-            for (int i = 0, t = t0; i < r; i++, t++)
-                forward_row(&a, base, rows + (size_t)i * a.tp, p + (size_t)t * a.t,
-                            n->out->data + ((size_t)b * a.t + t) * a.c + (size_t)h * a.d, t);
+            for (int i = 0; i < r; i++)
+                softmax_row(&a, rows + (size_t)i * a.tp, p + (size_t)(t0 + i) * a.t, t0 + i);
+            for (int i = 0; i < r; i++)
+                memset(y + (size_t)(t0 + i) * a.c, 0, (size_t)a.d * sizeof(float));
+            combine(y + (size_t)t0 * a.c, (size_t)a.c, r, p + (size_t)t0 * a.t, (size_t)a.t, 1,
+                    base + 2 * a.c, (size_t)3 * a.c, t0 + r, a.d);
         }
     }
 }
 
-/* Row t of dS = scale * P * (dP - rowsum(P dP)) in place of its dP, and
- * dq_t = sum_s dS[t,s] k_s. */
-static void backward_row(const attn_dims *a, const float *base, float *dbase, const float *p, float *ds, int t)
+/* Row t of dS = scale * P * (dP - rowsum(P dP)) in place of its dP, zero
+ * past the causal limit (where rows_times left dy_t . v_s). */
+static void ds_row(const attn_dims *a, const float *p, float *ds, int t)
 {
-    const int stride = 3 * a->c;
     const float scale = 1.0f / sqrtf((float)a->d);
     float dot = tg_vdot(p, ds, t + 1);
     for (int s = 0; s <= t; s++)
         ds[s] = scale * p[s] * (ds[s] - dot);
-    combine(dbase + (size_t)t * stride, ds, 1, base + a->c, (size_t)stride, t + 1, a->d);
+    for (int s = t + 1; s < a->t; s++)
+        ds[s] = 0.0f;
 }
 
-/* One (batch, head): dP rows ROWS at a time, then dS and dq row by row, then
- * dk_s = sum_{t>=s} dS[t,s] q_t and dv_s = sum_{t>=s} P[t,s] dy_t column by
- * column, each gradient row summed in registers and written once. */
+/* One (batch, head), ROWS rows at a time: dP then dS, then dq_t = sum_s
+ * dS[t,s] k_s; and ROWS columns at a time dk_s = sum_{t>=s} dS[t,s] q_t and
+ * dv_s = sum_{t>=s} P[t,s] dy_t. The zeros above the diagonals of P and dS
+ * let a block run over its longest row or column. */
 static void backward_pair(const attn_dims *a, const float *base, float *dbase, const float *p, const float *dy,
                           float *ds, float *vt)
 {
-    const int stride = 3 * a->c;
+    const size_t stride = 3 * (size_t)a->c;
     transpose_head(a, base, 2, vt);
     for (int t0 = 0; t0 < a->t; t0 += ROWS) {
         int r = a->t - t0 < ROWS ? a->t - t0 : ROWS;
         rows_times(a, dy + (size_t)t0 * a->c, (size_t)a->c, r, vt, ds + (size_t)t0 * a->tp, padded(t0 + r), 1.0f);
+        for (int t = t0; t < t0 + r; t++)
+            ds_row(a, p + (size_t)t * a->t, ds + (size_t)t * a->tp, t);
+        combine(dbase + t0 * stride, stride, r, ds + (size_t)t0 * a->tp, (size_t)a->tp, 1, base + a->c, stride,
+                t0 + r, a->d);
     }
-    for (int t = 0; t < a->t; t++)
-        backward_row(a, base, dbase, p + (size_t)t * a->t, ds + (size_t)t * a->tp, t);
-    for (int s = 0; s < a->t; s++) {
-        int n = a->t - s;
-        combine(dbase + (size_t)s * stride + a->c, ds + (size_t)s * a->tp + s, (size_t)a->tp,
-                base + (size_t)s * stride, (size_t)stride, n, a->d);
-        combine(dbase + (size_t)s * stride + 2 * a->c, p + (size_t)s * a->t + s, (size_t)a->t,
-                dy + (size_t)s * a->c, (size_t)a->c, n, a->d);
+    for (int s0 = 0; s0 < a->t; s0 += ROWS) {
+        int r = a->t - s0 < ROWS ? a->t - s0 : ROWS, n = a->t - s0;
+        combine(dbase + s0 * stride + a->c, stride, r, ds + (size_t)s0 * a->tp + s0, 1, (size_t)a->tp,
+                base + s0 * stride, stride, n, a->d);
+        combine(dbase + s0 * stride + 2 * a->c, stride, r, p + (size_t)s0 * a->t + s0, 1, (size_t)a->t,
+                dy + (size_t)s0 * a->c, (size_t)a->c, n, a->d);
     }
 }
 
