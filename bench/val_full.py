@@ -5,7 +5,8 @@ non-overlapping windows of ctx tokens, every window scored once. A 20-batch
 random estimate (train_gpt's default --eval-iters) has a standard deviation
 of about 0.015 on the shakespeare model, which is larger than the
 differences worth measuring between runs; this figure is exact for a given
-set of parameters.
+set of parameters. train_gpt --eval-full computes the same figure in C;
+this script is its independent check.
 
     /usr/bin/python3 bench/val_full.py CHECKPOINT [FILE]
 

@@ -178,6 +178,62 @@ static void test_text_and_log(void **s)
     assert_true(val > 0 && val < 4.0); /* step 20 was evaluated; ln(34) = 3.53 at chance */
 }
 
+/* --eval-full against the model rebuilt from the checkpoint and scored one
+ * window at a time: 19 windows of 16 in the 318-token validation split, so
+ * train_gpt's batches of 8 end in a partial one that must weigh 3/19. */
+static void test_eval_full(void **s)
+{
+    (void)s;
+    char out[16384], path[300];
+    make_text();
+    assert_int_equal(run("--data text.txt --ctx 16 --steps 10 --sample 0 --eval-full --save ef.st " TINY, out, sizeof out),
+                     0);
+    const char *at = strstr(out, "step 10: val loss ");
+    assert_non_null(at);
+    double logged = atof(at + strlen("step 10: val loss "));
+
+    tg_gpt_config cfg = {.vocab = 34, .ctx = 16, .layers = 1, .heads = 2, .dim = 16, .norm = TG_PRE_LN};
+    char err[256];
+    tg_gpt *m = tg_gpt_new(&cfg, 1, err, sizeof err);
+    assert_non_null(m);
+    tg_st_file *f = open_st("ef.st");
+    for (int i = 0; i < m->n_params; i++) {
+        const tg_st_tensor *t = tg_safetensors_find(f, m->params[i]->name);
+        assert_non_null(t);
+        memcpy(m->params[i]->data, t->data, m->params[i]->size * sizeof(float));
+    }
+    tg_safetensors_close(f);
+
+    unsigned char text[4096];
+    snprintf(path, sizeof path, "%s/text.txt", dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    long n = (long)fread(text, 1, sizeof text, fp);
+    fclose(fp);
+    int index[256], vocab = 0;
+    for (int c = 0; c < 256; c++)
+        index[c] = memchr(text, c, (size_t)n) ? vocab++ : -1;
+    assert_int_equal(vocab, 34);
+    long first = n * 9 / 10, windows = (n - first - 1) / 16;
+    assert_int_equal(windows, 19);
+    double sum = 0.0;
+    tg_tape *t = tg_tape_new(0);
+    for (long w = 0; w < windows; w++) {
+        int ids[16], targets[16];
+        for (int i = 0; i < 16; i++) {
+            ids[i] = index[text[first + w * 16 + i]];
+            targets[i] = index[text[first + w * 16 + i + 1]];
+        }
+        tg_tape_reset(t);
+        tg_tensor *loss = tg_gpt_loss(t, m, ids, targets, 1, 16);
+        assert_non_null(loss);
+        sum += loss->data[0];
+    }
+    tg_tape_free(t);
+    tg_gpt_free(m);
+    assert_float_equal(logged, sum / (double)windows, 1e-4);
+    expect_usage_error("--eval-full", "--eval-full applies to --data only");
+}
 
 /* Every tensor of a (parameters and optimiser state) equals b's, bit for bit. */
 static void expect_same_tensors(const char *a, const char *b)
@@ -290,7 +346,8 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_flags),      cmocka_unit_test(test_sort_task),
-        cmocka_unit_test(test_text_and_log),   cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_text_and_log),   cmocka_unit_test(test_eval_full),
+        cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_bad_checkpoints), cmocka_unit_test(test_dump_grads),
         cmocka_unit_test(test_block_variants),
     };

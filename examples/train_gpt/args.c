@@ -43,6 +43,7 @@ static const flag flags[] = {
     NUM("--threads", "N", threads, F_INT, 1, false, "threads (default: TG_NUM_THREADS or all cores)"),
     NUM("--eval-every", "N", eval_every, F_INT, 1, false, "steps between validation estimates (250)"),
     NUM("--eval-iters", "N", eval_iters, F_INT, 1, false, "batches per validation estimate (20)"),
+    {"--eval-full", "", "--data: score every ctx window of the validation split once instead (exact)", F_BOOL, OFF(eval_full), 0, false},
     NUM("--sample", "N", sample, F_INT, 0, false, "--data: characters to generate at the end (500)"),
     NUM("--temperature", "X", temperature, F_FLOAT, 0, true, "--data: sampling temperature (0.8)"),
     NUM("--top-k", "N", top_k, F_INT, 0, false, "--data: sample among the k likeliest, 0 = all (0)"),
@@ -169,6 +170,8 @@ static const char *cross_check(const options *o)
         return "--heads must divide --dim";
     if (!o->data && given(o, "--ctx") && o->ctx != SORT_CTX)
         return "--ctx applies to --data only (the sort task's sequences are 12 tokens)";
+    if (!o->data && o->eval_full)
+        return "--eval-full applies to --data only (the sort task reports held-out accuracy)";
     if (o->beta2 >= 1.0f)
         return "--beta2 must be below 1";
     if (o->min_lr > o->lr)

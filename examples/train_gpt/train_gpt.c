@@ -113,11 +113,28 @@ static float batch_loss(run *r, int batch)
     return loss ? loss->data[0] : NAN;
 }
 
+/* --eval-full: the mean over every window of the validation split, batch
+ * windows at a time; each batch's mean is weighted by its windows, so the
+ * result is the mean over all tokens (bench/val_full.py's figure). */
+static float val_loss_full(run *r)
+{
+    long n = data_val_windows(&r->d, r->o.ctx);
+    double sum = 0.0;
+    for (long w = 0; w < n; w += r->o.batch) {
+        int k = n - w < r->o.batch ? (int)(n - w) : r->o.batch;
+        data_val_window_batch(&r->d, w, k, r->o.ctx, r->ids, r->targets);
+        sum += (double)batch_loss(r, k) * k;
+    }
+    return (float)(sum / (double)n);
+}
+
 /* Mean loss over eval_iters validation batches. Their sampler is seeded from
  * the step, so evaluating never moves the training batches (and a resumed
  * run evaluates the same batches). */
 static float val_loss(run *r)
 {
+    if (r->o.eval_full)
+        return val_loss_full(r);
     tg_rng er;
     tg_rng_seed(&er, r->o.seed * 1000003ull + (unsigned long long)r->s.step);
     double sum = 0.0;
