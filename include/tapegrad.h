@@ -324,7 +324,7 @@ float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);
  * min_lr at step total (nanoGPT's get_lr); min_lr after that. */
 float tg_lr_schedule(long step, long warmup, long total, float lr, float min_lr);
 
-/* ---- safetensors files (src/nn/safetensors_read.c, safetensors_write.c) --- */
+/* ---- safetensors files (src/io) --- */
 
 typedef enum tg_dtype { TG_F32, TG_I32 } tg_dtype;
 

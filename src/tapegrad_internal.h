@@ -6,26 +6,12 @@
 
 #define TG_MAX_INPUTS 3
 
-/* Every op the tape can record. The table in src/tensor/ops_table.c maps each
- * to its name and kernels; a _Static_assert there keeps the two in step. */
-typedef enum tg_op {
-    TG_OP_ADD,
-    TG_OP_MUL,
-    TG_OP_SCALE,
-    TG_OP_MATMUL,
-    TG_OP_RESIDUAL,
-    TG_OP_RESIDUAL_GATED,
-    TG_OP_LAYERNORM,
-    TG_OP_SUM,
-    TG_OP_MEAN,
-    TG_OP_EMBEDDING,
-    TG_OP_GELU,
-    TG_OP_SOFTMAX,
-    TG_OP_ATTENTION,
-    TG_OP_CROSS_ENTROPY,
-    TG_OP_RESHAPE,
-    TG_OP_COUNT
-} tg_op;
+#include "ops/op_list.h"
+
+/* Every op the tape can record, from the one list in src/ops/op_list.h. */
+#define TG_OP_ENUM(ID, name) TG_OP_##ID,
+typedef enum tg_op { TG_OP_LIST(TG_OP_ENUM) TG_OP_COUNT } tg_op;
+#undef TG_OP_ENUM
 
 /* One recorded op. Parameters that are not tensors go in f[] and i[]; data a
  * backward needs from its forward (LayerNorm's mean and rstd) goes in aux. */
@@ -50,24 +36,10 @@ typedef struct tg_op_def {
 extern const tg_op_def tg_op_table[];
 
 /* Each op file exports its two kernels under these names. */
-#define TG_DECLARE_OP(id) \
-    void tg_##id##_forward(tg_node *n); \
-    void tg_##id##_backward(tg_node *n);
-TG_DECLARE_OP(add)
-TG_DECLARE_OP(mul)
-TG_DECLARE_OP(scale)
-TG_DECLARE_OP(matmul)
-TG_DECLARE_OP(residual)
-TG_DECLARE_OP(residual_gated)
-TG_DECLARE_OP(layernorm)
-TG_DECLARE_OP(sum)
-TG_DECLARE_OP(mean)
-TG_DECLARE_OP(embedding)
-TG_DECLARE_OP(gelu)
-TG_DECLARE_OP(softmax)
-TG_DECLARE_OP(attention)
-TG_DECLARE_OP(cross_entropy)
-TG_DECLARE_OP(reshape)
+#define TG_DECLARE_OP(ID, name) \
+    void tg_##name##_forward(tg_node *n); \
+    void tg_##name##_backward(tg_node *n);
+TG_OP_LIST(TG_DECLARE_OP)
 #undef TG_DECLARE_OP
 
 /* ---- arena and recording (src/tensor/tape.c) ---- */
@@ -75,9 +47,12 @@ TG_DECLARE_OP(reshape)
 /* 64-byte aligned bytes from the tape's arena; NULL (and a failed tape) when
  * memory runs out. */
 void *tg_arena_alloc(tg_tape *t, size_t bytes);
-/* An output tensor in the arena; requires_grad when any input needs one. */
-tg_tensor *tg_tape_output(tg_tape *t, int ndim, const int *shape,
-                          tg_tensor *const *inputs, int n_in);
+/* The constructors' common tail. tg_node_output makes n's output (shape
+ * ndim/shape, in the arena, needing a gradient when any of n's inputs does)
+ * and returns it; tg_tape_emit does that and records n. Both return NULL on
+ * a failed tape. */
+tg_tensor *tg_node_output(tg_tape *t, tg_node *n, int ndim, const int *shape);
+tg_tensor *tg_tape_emit(tg_tape *t, tg_node *n, int ndim, const int *shape);
 /* Append a node and run its forward kernel. Returns the node's output, or
  * NULL on a failed tape. */
 tg_tensor *tg_tape_record(tg_tape *t, const tg_node *n);

@@ -74,7 +74,8 @@ tg_tensor *tg_attention(tg_tape *t, tg_tensor *qkv, int heads)
         return NULL;
     }
     tg_node n = {.op = TG_OP_ATTENTION, .n_in = 1, .in = {qkv}, .i = {heads}};
-    n.out = tg_tape_output(t, 3, (int[]){qkv->shape[0], qkv->shape[1], c}, &qkv, 1);
+    if (!tg_node_output(t, &n, 3, (int[]){qkv->shape[0], qkv->shape[1], c}))
+        return NULL;
     size_t pairs = (size_t)qkv->shape[0] * heads, tt = (size_t)qkv->shape[1], d = (size_t)(c / heads);
     size_t tp = padded(qkv->shape[1]);
     if (!(n.aux = tg_arena_alloc(t, pairs * (tt * tt + (tt + d) * tp) * sizeof(float))))

@@ -30,8 +30,7 @@ static tg_tensor *binary(tg_tape *t, tg_op op, const char *who, tg_tensor *a, tg
         return NULL;
     }
     tg_node n = {.op = op, .n_in = 2, .in = {a, b}};
-    n.out = tg_tape_output(t, a->ndim, a->shape, in, 2);
-    return tg_tape_record(t, &n);
+    return tg_tape_emit(t, &n, a->ndim, a->shape);
 }
 
 /* y = a + b[i mod |b|];  da += dy;  db[j] += sum over repeats of dy */
@@ -100,8 +99,7 @@ tg_tensor *tg_scale(tg_tape *t, tg_tensor *x, float c)
         return NULL;
     }
     tg_node n = {.op = TG_OP_SCALE, .n_in = 1, .in = {x}, .f = {c}};
-    n.out = tg_tape_output(t, x->ndim, x->shape, &x, 1);
-    return tg_tape_record(t, &n);
+    return tg_tape_emit(t, &n, x->ndim, x->shape);
 }
 
 void tg_scale_forward(tg_node *n)

@@ -33,7 +33,8 @@ tg_tensor *tg_embedding(tg_tape *t, tg_tensor *table, const int *ids, int ndim, 
     memcpy(out_shape, shape, (size_t)ndim * sizeof(int));
     out_shape[ndim] = table->shape[1];
     tg_node node = {.op = TG_OP_EMBEDDING, .n_in = 1, .in = {table}};
-    node.out = tg_tape_output(t, ndim + 1, out_shape, &table, 1);
+    if (!tg_node_output(t, &node, ndim + 1, out_shape))
+        return NULL;
     if (!(node.aux = tg_arena_alloc(t, n * sizeof(int))))
         return NULL;
     memcpy(node.aux, ids, n * sizeof(int));

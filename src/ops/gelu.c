@@ -16,8 +16,7 @@ tg_tensor *tg_gelu(tg_tape *t, tg_tensor *x)
     if (!tg_tape_check_inputs(t, "tg_gelu", &x, 1))
         return NULL;
     tg_node n = {.op = TG_OP_GELU, .n_in = 1, .in = {x}};
-    n.out = tg_tape_output(t, x->ndim, x->shape, &x, 1);
-    return tg_tape_record(t, &n);
+    return tg_tape_emit(t, &n, x->ndim, x->shape);
 }
 
 static void forward_span(const float *restrict x, float *restrict y, long n)

@@ -7,7 +7,7 @@
  * rstd = 1/sqrt(var + eps),  xhat = (x - mean) * rstd,  y = gamma*xhat + beta.
  * mean and rstd are cached per row for the backward.
  *
- * Backward, the closed form of seed 000, with g = dy * gamma:
+ * Backward, the closed-form LayerNorm backward, with g = dy * gamma:
  *   dx     = rstd * (g - mean(g) - xhat * mean(g * xhat))
  *   dgamma = sum over rows of dy * xhat,   dbeta = sum over rows of dy
  * gamma and beta may be NULL (no affine part). */
@@ -72,12 +72,9 @@ tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *b
         return NULL;
     }
     tg_node n = {.op = TG_OP_LAYERNORM, .n_in = 3, .in = {x, gamma, beta}, .f = {eps}};
-    tg_tensor *in[3] = {x, gamma, beta};
-    int n_in = 1, c = tg_cols(x);
-    for (int i = 1; i < 3; i++)
-        if (in[i])
-            in[n_in++] = in[i];
-    n.out = tg_tape_output(t, x->ndim, x->shape, in, n_in);
+    int c = tg_cols(x);
+    if (!tg_node_output(t, &n, x->ndim, x->shape))
+        return NULL;
     ln_aux *aux = tg_arena_alloc(t, sizeof *aux);
     if (!aux)
         return NULL;

@@ -56,8 +56,7 @@ tg_tensor *tg_matmul_bias(tg_tape *t, tg_tensor *a, tg_tensor *b, tg_tensor *bia
         shape[ndim - 1] = nn;
     }
     tg_node n = {.op = TG_OP_MATMUL, .n_in = bias ? 3 : 2, .in = {a, b, bias}, .i = {trans_a, trans_b, m, ka}};
-    n.out = tg_tape_output(t, ndim, shape, in, n.n_in);
-    return tg_tape_record(t, &n);
+    return tg_tape_emit(t, &n, ndim, shape);
 }
 
 tg_tensor *tg_matmul(tg_tape *t, tg_tensor *a, tg_tensor *b, bool trans_a, bool trans_b)

@@ -10,7 +10,8 @@ static tg_tensor *reduce(tg_tape *t, tg_op op, const char *who, tg_tensor *x)
     if (!tg_tape_check_inputs(t, who, &x, 1))
         return NULL;
     tg_node n = {.op = op, .n_in = 1, .in = {x}};
-    n.out = tg_tape_output(t, 1, (int[]){1}, &x, 1);
+    if (!tg_node_output(t, &n, 1, (int[]){1}))
+        return NULL;
     if (!(n.aux = tg_arena_alloc(t, sizeof(double))))
         return NULL;
     return tg_tape_record(t, &n);

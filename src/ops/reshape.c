@@ -16,8 +16,7 @@ tg_tensor *tg_reshape(tg_tape *t, tg_tensor *x, int ndim, const int *shape)
         return NULL;
     }
     tg_node n = {.op = TG_OP_RESHAPE, .n_in = 1, .in = {x}};
-    n.out = tg_tape_output(t, ndim, shape, &x, 1);
-    return tg_tape_record(t, &n);
+    return tg_tape_emit(t, &n, ndim, shape);
 }
 
 void tg_reshape_forward(tg_node *n)

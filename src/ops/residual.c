@@ -4,7 +4,7 @@
  *
  * So dx += alpha * dz and df += dz. When f was computed from x, the branch's
  * own backward later adds its share into dx too: x receives the sum of both
- * paths, the (dx/dy + I) of seed 001, with no special casing. */
+ * paths, the explicit Jacobian's (dx/dy + I), with no special casing. */
 #include "tapegrad_internal.h"
 
 #include <math.h>
@@ -32,8 +32,7 @@ tg_tensor *tg_residual_scaled(tg_tape *t, tg_tensor *x, tg_tensor *f, float alph
         return NULL;
     }
     tg_node n = {.op = TG_OP_RESIDUAL, .n_in = 2, .in = {x, f}, .f = {alpha}};
-    n.out = tg_tape_output(t, x->ndim, x->shape, in, 2);
-    return tg_tape_record(t, &n);
+    return tg_tape_emit(t, &n, x->ndim, x->shape);
 }
 
 tg_tensor *tg_residual(tg_tape *t, tg_tensor *x, tg_tensor *f)
@@ -79,8 +78,7 @@ tg_tensor *tg_residual_gated(tg_tape *t, tg_tensor *x, tg_tensor *f, tg_tensor *
         return NULL;
     }
     tg_node n = {.op = TG_OP_RESIDUAL_GATED, .n_in = 3, .in = {x, f, a}};
-    n.out = tg_tape_output(t, x->ndim, x->shape, in, 3);
-    return tg_tape_record(t, &n);
+    return tg_tape_emit(t, &n, x->ndim, x->shape);
 }
 
 void tg_residual_gated_forward(tg_node *n)

@@ -29,8 +29,7 @@ tg_tensor *tg_softmax(tg_tape *t, tg_tensor *x)
     if (!tg_tape_check_inputs(t, "tg_softmax", &x, 1))
         return NULL;
     tg_node n = {.op = TG_OP_SOFTMAX, .n_in = 1, .in = {x}};
-    n.out = tg_tape_output(t, x->ndim, x->shape, &x, 1);
-    return tg_tape_record(t, &n);
+    return tg_tape_emit(t, &n, x->ndim, x->shape);
 }
 
 void tg_softmax_forward(tg_node *n)
@@ -104,7 +103,8 @@ tg_tensor *tg_cross_entropy(tg_tape *t, tg_tensor *logits, const int *targets)
         return NULL;
     }
     tg_node n = {.op = TG_OP_CROSS_ENTROPY, .n_in = 1, .in = {logits}, .i = {(int)counted}};
-    n.out = tg_tape_output(t, 1, (int[]){1}, &logits, 1);
+    if (!tg_node_output(t, &n, 1, (int[]){1}))
+        return NULL;
     /* aux: the targets, then (max, log-sum) per row. */
     if (!(n.aux = tg_arena_alloc(t, rows * (sizeof(int) + 2 * sizeof(float)))))
         return NULL;

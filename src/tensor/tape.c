@@ -221,15 +221,19 @@ tg_tensor *tg_tape_tensor(tg_tape *t, int ndim, const int *shape)
     return x;
 }
 
-tg_tensor *tg_tape_output(tg_tape *t, int ndim, const int *shape,
-                          tg_tensor *const *inputs, int n_in)
+tg_tensor *tg_node_output(tg_tape *t, tg_node *n, int ndim, const int *shape)
 {
-    tg_tensor *x = arena_tensor(t, ndim, shape, "tg_tape_output");
-    if (!x)
-        return NULL;
-    for (int i = 0; i < n_in; i++)
-        x->requires_grad |= inputs[i]->requires_grad;
-    return x;
+    if (t->status != TG_OK)
+        return n->out = NULL;
+    tg_tensor *x = arena_tensor(t, ndim, shape, tg_op_table[n->op].name);
+    for (int i = 0; x && i < n->n_in; i++)
+        x->requires_grad |= n->in[i] && n->in[i]->requires_grad;
+    return n->out = x;
+}
+
+tg_tensor *tg_tape_emit(tg_tape *t, tg_node *n, int ndim, const int *shape)
+{
+    return tg_node_output(t, n, ndim, shape) ? tg_tape_record(t, n) : NULL;
 }
 
 bool tg_tape_check_inputs(tg_tape *t, const char *op, tg_tensor *const *in, int n)

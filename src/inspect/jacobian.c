@@ -1,10 +1,11 @@
-/* The LayerNorm Jacobian of one row, made explicit (seed 001), and the
+/* The LayerNorm Jacobian of one row, made explicit (the explicit-Jacobian
+ * derivation of the residual chain rule), and the
  * symmetric eigenvalue solver that takes it apart.
  *
  * xhat_k = (x_k - mean) rstd, rstd = (var + eps)^(-1/2), var = sum (x - mean)^2 / n:
  *   d rstd / d x_j  = -(rstd^2 / n) xhat_j
  *   d xhat_k / d x_j = (rstd / n) (n delta_kj - 1 - xhat_k xhat_j)
- * which is seed 001's N I - 1 - w w^T with sigma = 1/rstd (eps kept) and
+ * which is the derivation's N I - 1 - w w^T with sigma = 1/rstd (eps kept) and
  * gamma = 1. LayerNorm's backward, dx = rstd (dy - mean(dy) - xhat
  * mean(dy xhat)), is J^T dy = J dy. Eigenvectors: 1 (J 1 = 0), xhat (J xhat =
  * rstd (1 - |xhat|^2 / n) xhat = eps rstd^3 xhat) and anything orthogonal to

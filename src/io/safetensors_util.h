@@ -1,4 +1,4 @@
-/* Internal to src/nn/safetensors_read.c and safetensors_write.c: the format,
+/* Internal to src/io/safetensors_read.c and safetensors_write.c: the format,
  * and the constants and helpers the reader and the writer share.
  *
  * safetensors files (https://github.com/huggingface/safetensors):
