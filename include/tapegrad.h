@@ -292,6 +292,31 @@ tg_status tg_layernorm_jacobian(const float *x, int n, float eps, double *J, cha
  * symmetric (|A_ij - A_ji| above 1e-12 of the largest |A_ij|). */
 tg_status tg_sym_eigenvalues(double *A, int n, double *eig, char *err, size_t errlen);
 
+/* ---- plots (src/inspect/svg.c) ------------------------------------------- */
+
+/* One line of a plot: n points (x[i], y[i]). */
+typedef struct tg_svg_series {
+    const char *label;
+    const double *x, *y;
+    int n;
+    bool dashed;   /* drawn dashed and without markers (references, a second style) */
+    int color;     /* index into the palette; -1 picks by position */
+} tg_svg_series;
+
+typedef struct tg_svg_plot {
+    const char *title, *xlabel, *ylabel;
+    bool log_x, log_y;
+    const tg_svg_series *series;
+    int n_series;
+} tg_svg_plot;
+
+/* Writes the plot as a standalone SVG document: axes with ticks and labels,
+ * one polyline per series, a legend, linear or log axes. Points that are not
+ * finite, or not positive on a log axis, break their line rather than bend
+ * it. TG_ERR_ARG for NULL pointers or a negative count, TG_ERR_IO when the
+ * stream reports an error. */
+tg_status tg_svg_write(FILE *f, const tg_svg_plot *p);
+
 /* ---- optimizers (src/optim) ------------------------------------------- */
 
 /* The optimizer keeps its own copy of the list and one state buffer per

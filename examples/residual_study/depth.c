@@ -98,21 +98,21 @@ static bool write_outputs(const study_opts *o, const results *r)
     if (!out_close(&of))
         return false;
     printf("wrote %s\n", of.path);
-    svg_series se[N_VARIANTS + 1];
+    tg_svg_series se[N_VARIANTS + 1];
     int n = 0;
     static double ref[STUDY_MAX_DEPTHS];
     for (int v = 0; v < N_VARIANTS; v++)
         if (o->variants[v])
-            se[n++] = (svg_series){variant_names[v], r->depth, r->mean[v], r->n, false, v};
+            se[n++] = (tg_svg_series){variant_names[v], r->depth, r->mean[v], r->n, false, v};
     if (o->variants[V_PRE]) { /* the theorem's slope, through Pre-LN's first point */
         for (int i = 0; i < r->n; i++)
             ref[i] = r->mean[V_PRE][0] * sqrt(r->depth[0] / r->depth[i]);
-        se[n++] = (svg_series){"c / sqrt(depth)", r->depth, ref, r->n, true, 7};
+        se[n++] = (tg_svg_series){"c / sqrt(depth)", r->depth, ref, r->n, true, 7};
     }
     char title[160];
     snprintf(title, sizeof title, "Last layer's FFN output-weight gradient at init (width %d, %s init)", o->dim,
              o->init == INIT_XAVIER ? "xavier" : "gpt2");
-    svg_plot p = {title, "depth (layers)", "||dL/dW2|| of the last block", true, true, se, n};
+    tg_svg_plot p = {title, "depth (layers)", "||dL/dW2|| of the last block", true, true, se, n};
     return write_svg(o, "depth.svg", &p);
 }
 

@@ -173,11 +173,11 @@ static void print_table(const study_opts *o, const results *r)
 
 static bool plot(const study_opts *o, const results *r, int which)
 {
-    svg_series se[N_VARIANTS];
+    tg_svg_series se[N_VARIANTS];
     int n = 0;
     for (int v = 0; v < N_VARIANTS; v++)
         if (o->variants[v])
-            se[n++] = (svg_series){variant_names[v], r->depth, r->ms[which][v], r->n, false, v};
+            se[n++] = (tg_svg_series){variant_names[v], r->depth, r->ms[which][v], r->n, false, v};
     char title[160], file[64];
     if (which == RANDOM)
         snprintf(title, sizeof title, "Output change for a random %g rms perturbation of every block weight", (double)o->eps);
@@ -188,7 +188,7 @@ static bool plot(const study_opts *o, const results *r, int which)
         snprintf(title, sizeof title, "Output change after one Adam step at lr %g from init, %s", (double)o->lr,
                  which == UPDATE ? "all parameters" : "block weight matrices only");
     snprintf(file, sizeof file, "perturb_%s.svg", measure_keys[which]);
-    svg_plot p = {title, "depth (layers)", "mean squared change of ln_f output", false, which != RANDOM, se, n};
+    tg_svg_plot p = {title, "depth (layers)", "mean squared change of ln_f output", false, which != RANDOM, se, n};
     return write_svg(o, file, &p);
 }
 

@@ -130,7 +130,7 @@ static bool write_csv(const study_opts *o, layer_sums sums[N_VARIANTS][MAX_LAYER
 static bool plot(const study_opts *o, layer_sums sums[N_VARIANTS][MAX_LAYERS], bool weights)
 {
     static double x[MAX_LAYERS], y[N_VARIANTS][MAX_LAYERS];
-    svg_series se[N_VARIANTS];
+    tg_svg_series se[N_VARIANTS];
     int n = 0, first = weights ? 1 : 0;
     for (int l = first; l <= o->depth; l++)
         x[l - first] = l;
@@ -139,12 +139,12 @@ static bool plot(const study_opts *o, layer_sums sums[N_VARIANTS][MAX_LAYERS], b
             continue;
         for (int l = first; l <= o->depth; l++)
             y[v][l - first] = weights ? sums[v][l].weights : sums[v][l].stream;
-        se[n++] = (svg_series){variant_names[v], x, y[v], o->depth + 1 - first, false, v};
+        se[n++] = (tg_svg_series){variant_names[v], x, y[v], o->depth + 1 - first, false, v};
     }
     char title[160];
     snprintf(title, sizeof title, "%s gradient norm at init by layer (depth %d, width %d, %s init)",
              weights ? "Weight" : "Residual-stream", o->depth, o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2");
-    svg_plot p = {title, weights ? "layer" : "layer (0 = embedding)",
+    tg_svg_plot p = {title, weights ? "layer" : "layer (0 = embedding)",
                   weights ? "||dL/dW|| of the block's weight matrices" : "||dL/dx|| of the stream leaving the layer",
                   false, true, se, n};
     return write_svg(o, weights ? "profile_weights.svg" : "profile_stream.svg", &p);

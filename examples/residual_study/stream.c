@@ -90,13 +90,13 @@ static bool write_outputs(const study_opts *o, variant v, double r[MAX_LAYERS][N
         return false;
     printf("wrote %s\n", of.path);
     int n = o->depth + 1;
-    svg_series se[] = {{"all tokens", x, y[ALL], n, false, 0}, {"position 0", x, y[FIRST], n, false, 2},
+    tg_svg_series se[] = {{"all tokens", x, y[ALL], n, false, 0}, {"position 0", x, y[FIRST], n, false, 2},
                        {"last position", x, y[LAST], n, false, 3}, {"(1 + l/2)", x, y[N_KINDS], n, true, 7},
                        {"(1 + 3l/2)", x, y[N_KINDS + 1], n, true, 1}};
     char title[160];
     snprintf(title, sizeof title, "%s residual stream norm at init vs Lemma 2 (width %d, %s init)",
              variant_names[v], o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2");
-    svg_plot p = {title, "layer l (0 = embedding)", "E||x_l||^2 / d", false, false, se, 5};
+    tg_svg_plot p = {title, "layer l (0 = embedding)", "E||x_l||^2 / d", false, false, se, 5};
     return write_svg(o, "stream.svg", &p);
 }
 

@@ -216,12 +216,12 @@ bool out_close(out_file *of)
     return ok;
 }
 
-bool write_svg(const study_opts *o, const char *name, const svg_plot *p)
+bool write_svg(const study_opts *o, const char *name, const tg_svg_plot *p)
 {
     out_file of;
     if (!out_open(&of, o, name))
         return false;
-    svg_write(of.f, p);
+    tg_svg_write(of.f, p);
     if (!out_close(&of))
         return false;
     printf("wrote %s\n", of.path);

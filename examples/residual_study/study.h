@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "svg.h"
 #include "tapegrad.h"
 
 #define STUDY_VOCAB 16
@@ -72,7 +71,7 @@ bool out_open(out_file *of, const study_opts *o, const char *name);
 bool out_close(out_file *of);
 bool out_path(const study_opts *o, const char *name, char *buf, size_t len);
 /* The plot as <out>/<name>, and a line saying so. */
-bool write_svg(const study_opts *o, const char *name, const svg_plot *p);
+bool write_svg(const study_opts *o, const char *name, const tg_svg_plot *p);
 
 int cmd_profile(const study_opts *o);
 int cmd_depth(const study_opts *o);

@@ -131,7 +131,7 @@ static bool write_outputs(const study_opts *o, const run *runs, int n)
     double *x = malloc((size_t)o->steps * (n + 1) * sizeof *x);
     if (!x)
         return false;
-    svg_series se[2 * N_VARIANTS];
+    tg_svg_series se[2 * N_VARIANTS];
     char labels[2 * N_VARIANTS][48];
     for (int s = 0; s < o->steps; s++) /* moving means of SMOOTH steps, at their last step */
         x[s] = s + 1;
@@ -140,12 +140,12 @@ static bool write_outputs(const study_opts *o, const run *runs, int n)
         for (int s = 0; s < o->steps; s++)
             y[s] = window_mean(runs[i].loss, s + 1 > SMOOTH ? s + 1 - SMOOTH : 0, s + 1);
         snprintf(labels[i], sizeof labels[i], "%s, warm-up %d", variant_names[runs[i].v], runs[i].warmup);
-        se[i] = (svg_series){labels[i], x, y, o->steps, runs[i].warmup == 0, runs[i].v};
+        se[i] = (tg_svg_series){labels[i], x, y, o->steps, runs[i].warmup == 0, runs[i].v};
     }
     char title[160];
     snprintf(title, sizeof title, "Training loss, depth %d, Adam lr %g, with and without warm-up (mean of %d seeds)",
              o->depth, (double)o->lr, o->seeds);
-    svg_plot p = {title, "step", "training loss (moving mean of 10 steps)", false, false, se, n};
+    tg_svg_plot p = {title, "step", "training loss (moving mean of 10 steps)", false, false, se, n};
     bool ok = write_svg(o, "warmup.svg", &p);
     free(x);
     return ok;

@@ -1,7 +1,7 @@
 /* The SVG plot writer. Ticks fall on 1, 2, 5 x 10^k on linear axes and on
  * decades (with 2 and 5 between when the range is short) on log axes; the
  * legend sits right of the plot so it never covers a line. */
-#include "svg.h"
+#include "tapegrad.h"
 
 #include <math.h>
 #include <string.h>
@@ -32,7 +32,7 @@ static void escape(FILE *f, const char *s)
     }
 }
 
-static void data_range(const svg_plot *p, bool is_x, bool log, double *lo, double *hi)
+static void data_range(const tg_svg_plot *p, bool is_x, bool log, double *lo, double *hi)
 {
     *lo = INFINITY;
     *hi = -INFINITY;
@@ -100,7 +100,7 @@ static void log_ticks(axis *a)
             a->ticks[a->n_ticks++] = all[i];
 }
 
-static axis make_axis(const svg_plot *p, bool is_x)
+static axis make_axis(const tg_svg_plot *p, bool is_x)
 {
     axis a = {.log = is_x ? p->log_x : p->log_y};
     data_range(p, is_x, a.log, &a.lo, &a.hi);
@@ -120,7 +120,7 @@ static void tick_label(char *buf, size_t len, const axis *a, double t)
     snprintf(buf, len, "%g", fabs(v) < 1e-300 ? 0.0 : v);
 }
 
-static void draw_axes(FILE *f, const svg_plot *p, const axis *ax, const axis *ay)
+static void draw_axes(FILE *f, const tg_svg_plot *p, const axis *ax, const axis *ay)
 {
     char buf[32];
     fprintf(f, "<rect x='%d' y='%d' width='%d' height='%d' fill='none' stroke='#333'/>\n", LEFT, TOP,
@@ -146,9 +146,9 @@ static void draw_axes(FILE *f, const svg_plot *p, const axis *ax, const axis *ay
     fputs("</text>\n", f);
 }
 
-static void draw_series(FILE *f, const svg_plot *p, const axis *ax, const axis *ay, int s)
+static void draw_series(FILE *f, const tg_svg_plot *p, const axis *ax, const axis *ay, int s)
 {
-    const svg_series *se = &p->series[s];
+    const tg_svg_series *se = &p->series[s];
     const char *color = palette[(se->color >= 0 ? se->color : s) % N_COLORS];
     bool open = false;
     for (int i = 0; i < se->n; i++) {
@@ -171,10 +171,10 @@ static void draw_series(FILE *f, const svg_plot *p, const axis *ax, const axis *
             fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px(ax, se->x[i]), py(ay, se->y[i]), color);
 }
 
-static void draw_legend(FILE *f, const svg_plot *p)
+static void draw_legend(FILE *f, const tg_svg_plot *p)
 {
     for (int s = 0; s < p->n_series; s++) {
-        const svg_series *se = &p->series[s];
+        const tg_svg_series *se = &p->series[s];
         int y = TOP + 10 + 22 * s;
         fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='%s' stroke-width='2'%s/>\n", RIGHT + 16, y,
                 RIGHT + 46, y, palette[(se->color >= 0 ? se->color : s) % N_COLORS],
@@ -185,8 +185,13 @@ static void draw_legend(FILE *f, const svg_plot *p)
     }
 }
 
-void svg_write(FILE *f, const svg_plot *p)
+tg_status tg_svg_write(FILE *f, const tg_svg_plot *p)
 {
+    if (!f || !p || p->n_series < 0 || (p->n_series && !p->series))
+        return TG_ERR_ARG;
+    for (int s = 0; s < p->n_series; s++)
+        if (p->series[s].n < 0 || (p->series[s].n && (!p->series[s].x || !p->series[s].y)))
+            return TG_ERR_ARG;
     axis ax = make_axis(p, true), ay = make_axis(p, false);
     fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n"
                "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' "
@@ -198,4 +203,5 @@ void svg_write(FILE *f, const svg_plot *p)
         draw_series(f, p, &ax, &ay, s);
     draw_legend(f, p);
     fputs("</svg>\n", f);
+    return ferror(f) ? TG_ERR_IO : TG_OK;
 }
