@@ -1,0 +1,258 @@
+/* The op-test registry: one finite-difference gradient check per case, run
+ * over every op in src/ops/op_list.h, and a coverage test that fails naming
+ * each op of the list without a case.
+ *
+ * A case makes its parameters for a size k, taken from SIZES (1, 2, an odd
+ * prime, and 17 and 33, past a 16-float vector), and applies the op. The
+ * runner checks that the op really is on the tape, then compares the
+ * gradient of sum(op(...) * w), w a fixed random tensor of the output's
+ * shape (a plain sum would hide errors that cancel), with the four-point
+ * stencil at 2e-2 relative (a wrong formula gives O(1)).
+ *
+ * Adding an op: its make/apply pair and a line in CASES. */
+#include "test_util.h"
+#include "tapegrad_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL 2e-2
+
+static const int SIZES[] = {1, 2, 7, 17, 33};
+
+typedef struct rin {
+    tg_tensor *p[3]; /* the parameters checked */
+    int n;
+    int k;           /* the size the case was made at */
+    int ids[256];    /* ids or targets, for the ops that take them */
+    int ids_shape[2];
+} rin;
+
+typedef struct rcase {
+    tg_op op;
+    const char *what;
+    void (*make)(rin *in, tg_rng *r, int k);
+    tg_tensor *(*apply)(tg_tape *t, rin *in);
+} rcase;
+
+#define PAR(r, std, ...) tu_param(r, TU_SHAPE(__VA_ARGS__), std)
+#define P0 in->p[0]
+#define P1 in->p[1]
+#define P2 in->p[2]
+
+static void set(rin *in, tg_tensor *a, tg_tensor *b, tg_tensor *c)
+{
+    in->p[0] = a;
+    in->p[1] = b;
+    in->p[2] = c;
+    in->n = c ? 3 : b ? 2 : 1;
+}
+
+/* ---- elementwise --------------------------------------------------------- */
+
+static void mk_same2(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k), PAR(r, 1.0f, 3, k), NULL); }
+static void mk_row(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k), PAR(r, 1.0f, k), NULL); }
+static void mk_table(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 2, k, 5), PAR(r, 1.0f, k, 5), NULL); }
+static void mk_one(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k), NULL, NULL); }
+
+static tg_tensor *ap_add(tg_tape *t, rin *in) { return tg_add(t, P0, P1); }
+static tg_tensor *ap_mul(tg_tape *t, rin *in) { return tg_mul(t, P0, P1); }
+static tg_tensor *ap_scale(tg_tape *t, rin *in) { return tg_scale(t, P0, -1.7f); }
+
+/* ---- matmul -------------------------------------------------------------- */
+
+static void mk_mm(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k), PAR(r, 1.0f, k, 5), NULL); }
+static void mk_mm_ta(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, k, 3), PAR(r, 1.0f, k, 5), NULL); }
+static void mk_mm_tb(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k), PAR(r, 1.0f, 5, k), NULL); }
+static void mk_mm_tab(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, k, 3), PAR(r, 1.0f, 5, k), NULL); }
+static void mk_mm_batch(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 2, 3, k), PAR(r, 1.0f, 5, k), NULL); }
+
+static tg_tensor *ap_mm(tg_tape *t, rin *in) { return tg_matmul(t, P0, P1, false, false); }
+static tg_tensor *ap_mm_ta(tg_tape *t, rin *in) { return tg_matmul(t, P0, P1, true, false); }
+static tg_tensor *ap_mm_tb(tg_tape *t, rin *in) { return tg_matmul(t, P0, P1, false, true); }
+static tg_tensor *ap_mm_tab(tg_tape *t, rin *in) { return tg_matmul(t, P0, P1, true, true); }
+static tg_tensor *ap_linear(tg_tape *t, rin *in) { return tg_linear(t, P0, P1, P2); }
+
+static void mk_linear(rin *in, tg_rng *r, int k)
+{
+    set(in, PAR(r, 1.0f, 2, 3, k), PAR(r, 1.0f, 5, k), PAR(r, 1.0f, 5));
+}
+
+/* ---- residual adds ------------------------------------------------------- */
+
+static tg_tensor *ap_residual(tg_tape *t, rin *in) { return tg_residual(t, P0, P1); }
+static tg_tensor *ap_residual_scaled(tg_tape *t, rin *in) { return tg_residual_scaled(t, P0, P1, 2.5f); }
+static tg_tensor *ap_residual_gated(tg_tape *t, rin *in) { return tg_residual_gated(t, P0, P1, P2); }
+
+static void mk_gated(rin *in, tg_rng *r, int k)
+{
+    set(in, PAR(r, 1.0f, 3, k), PAR(r, 1.0f, 3, k), PAR(r, 1.0f, 1));
+}
+
+/* ---- normalisation, reductions, Transformer ops --------------------------- */
+
+static void mk_ln(rin *in, tg_rng *r, int k)
+{
+    tg_tensor *gamma = PAR(r, 0.5f, k), *beta = PAR(r, 0.5f, k);
+    for (int j = 0; j < k; j++)
+        gamma->data[j] += 1.0f;
+    set(in, PAR(r, 1.0f, 3, k), gamma, beta);
+}
+
+static tg_tensor *ap_ln(tg_tape *t, rin *in) { return tg_layernorm(t, P0, P1, P2, 1e-5f); }
+static tg_tensor *ap_ln_plain(tg_tape *t, rin *in) { return tg_layernorm(t, P0, NULL, NULL, 1e-5f); }
+static tg_tensor *ap_sum(tg_tape *t, rin *in) { return tg_sum(t, tg_mul(t, P0, P0)); }
+static tg_tensor *ap_mean(tg_tape *t, rin *in) { return tg_mean(t, tg_mul(t, P0, P0)); }
+static tg_tensor *ap_gelu(tg_tape *t, rin *in) { return tg_gelu(t, P0); }
+static tg_tensor *ap_softmax(tg_tape *t, rin *in) { return tg_softmax(t, P0); }
+static tg_tensor *ap_reshape(tg_tape *t, rin *in) { return tg_reshape(t, P0, 2, (int[]){in->k, 3}); }
+
+static void mk_gelu(rin *in, tg_rng *r, int k) { set(in, PAR(r, 2.0f, 3, k), NULL, NULL); }
+
+/* ids [2,4] into a [5,k] table, row 3 picked three times, row 2 never. */
+static void mk_embedding(rin *in, tg_rng *r, int k)
+{
+    static const int ids[] = {3, 1, 3, 0, 3, 4, 1, 1};
+    memcpy(in->ids, ids, sizeof ids);
+    in->ids_shape[0] = 2;
+    in->ids_shape[1] = 4;
+    set(in, PAR(r, 1.0f, 5, k), NULL, NULL);
+}
+
+static tg_tensor *ap_embedding(tg_tape *t, rin *in) { return tg_embedding(t, P0, in->ids, 2, in->ids_shape); }
+
+/* Logits [4,k] with targets spread over [0,k) and row 2 ignored. */
+static void mk_xent(rin *in, tg_rng *r, int k)
+{
+    for (int i = 0; i < 4; i++)
+        in->ids[i] = (3 * i + 1) % k;
+    in->ids[2] = -1;
+    set(in, PAR(r, 2.0f, 4, k), NULL, NULL);
+}
+
+static tg_tensor *ap_xent(tg_tape *t, rin *in) { return tg_cross_entropy(t, P0, in->ids); }
+
+/* qkv [B, T=k, 3*6], two heads of size 3. */
+static void mk_attention(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, k > 7 ? 1 : 2, k, 18), NULL, NULL); }
+static tg_tensor *ap_attention(tg_tape *t, rin *in) { return tg_attention(t, P0, 2); }
+
+/* ---- the table ------------------------------------------------------------ */
+
+static const rcase CASES[] = {
+    {TG_OP_ADD, "add same shape", mk_same2, ap_add},
+    {TG_OP_ADD, "add bias row [k]", mk_row, ap_add},
+    {TG_OP_ADD, "add table [k,5] to [2,k,5]", mk_table, ap_add},
+    {TG_OP_MUL, "mul same shape", mk_same2, ap_mul},
+    {TG_OP_SCALE, "scale -1.7", mk_one, ap_scale},
+    {TG_OP_MATMUL, "matmul", mk_mm, ap_mm},
+    {TG_OP_MATMUL, "matmul a^T", mk_mm_ta, ap_mm_ta},
+    {TG_OP_MATMUL, "matmul b^T", mk_mm_tb, ap_mm_tb},
+    {TG_OP_MATMUL, "matmul a^T b^T", mk_mm_tab, ap_mm_tab},
+    {TG_OP_MATMUL, "matmul batched [2,3,k] @ [5,k]^T", mk_mm_batch, ap_mm_tb},
+    {TG_OP_MATMUL, "linear with bias", mk_linear, ap_linear},
+    {TG_OP_RESIDUAL, "residual", mk_same2, ap_residual},
+    {TG_OP_RESIDUAL, "residual alpha 2.5", mk_same2, ap_residual_scaled},
+    {TG_OP_RESIDUAL_GATED, "residual gated", mk_gated, ap_residual_gated},
+    {TG_OP_LAYERNORM, "layernorm", mk_ln, ap_ln},
+    {TG_OP_LAYERNORM, "layernorm without affine", mk_one, ap_ln_plain},
+    {TG_OP_SUM, "sum of x*x", mk_one, ap_sum},
+    {TG_OP_MEAN, "mean of x*x", mk_one, ap_mean},
+    {TG_OP_EMBEDDING, "embedding, repeated ids", mk_embedding, ap_embedding},
+    {TG_OP_GELU, "gelu (tanh)", mk_gelu, ap_gelu},
+    {TG_OP_SOFTMAX, "softmax", mk_gelu, ap_softmax},
+    {TG_OP_ATTENTION, "attention, 2 heads", mk_attention, ap_attention},
+    {TG_OP_CROSS_ENTROPY, "cross-entropy, a row ignored", mk_xent, ap_xent},
+    {TG_OP_RESHAPE, "reshape [3,k] -> [k,3]", mk_one, ap_reshape},
+};
+enum { N_CASES = sizeof CASES / sizeof *CASES };
+
+#define TG_OP_NAME(ID, name) #name,
+static const char *const OP_NAMES[] = {TG_OP_LIST(TG_OP_NAME)};
+#undef TG_OP_NAME
+
+/* ---- the runner ----------------------------------------------------------- */
+
+typedef struct lctx {
+    const rcase *c;
+    rin *in;
+    tg_tensor *w;
+} lctx;
+
+static tg_tensor *loss(tg_tape *t, void *p)
+{
+    lctx *l = p;
+    return tg_sum(t, tg_mul(t, l->c->apply(t, l->in), l->w));
+}
+
+static bool records(const tg_tape *t, tg_op op)
+{
+    int count;
+    const tg_node *nodes = tg_tape_nodes(t, &count);
+    for (int i = 0; i < count; i++)
+        if (nodes[i].op == op)
+            return true;
+    return false;
+}
+
+static void run_case(void **state)
+{
+    const rcase *c = *state;
+    for (size_t s = 0; s < sizeof SIZES / sizeof *SIZES; s++) {
+        int k = SIZES[s];
+        tg_rng r;
+        tg_rng_seed(&r, (uint64_t)(1000 * (c - CASES) + k));
+        rin in = {.k = k};
+        c->make(&in, &r, k);
+        char what[128];
+        snprintf(what, sizeof what, "%s (%s), k = %d", c->what, OP_NAMES[c->op], k);
+
+        tg_tape *t = tg_tape_new(0);
+        assert_non_null(t);
+        tg_tensor *y = c->apply(t, &in);
+        if (!y || tg_tape_status(t) != TG_OK)
+            fail_msg("%s: %s", what, tg_tape_error(t));
+        if (!records(t, c->op))
+            fail_msg("%s: the case does not record op %s", what, OP_NAMES[c->op]);
+        tg_tensor *w = tg_param_new(y->ndim, y->shape, "w");
+        assert_non_null(w);
+        tg_fill_normal(w, &r, 0.0f, 1.0f);
+        w->requires_grad = false;
+        tg_tape_free(t);
+
+        lctx l = {c, &in, w};
+        tu_gradcheck(what, loss, &l, in.p, in.n, TOL);
+        tg_param_free(w);
+        for (int i = 0; i < in.n; i++)
+            tg_param_free(in.p[i]);
+    }
+}
+
+/* Every op in the list has at least one case; lists all that have none. */
+static void test_coverage(void **state)
+{
+    (void)state;
+    int missing = 0;
+    for (int op = 0; op < TG_OP_COUNT; op++) {
+        int cases = 0;
+        for (int i = 0; i < N_CASES; i++)
+            cases += (int)CASES[i].op == op;
+        if (!cases) {
+            print_error("op %s has no gradient case in tests/test_op_registry.c\n", OP_NAMES[op]);
+            missing++;
+        }
+    }
+    if (missing)
+        fail_msg("%d of %d ops untested", missing, (int)TG_OP_COUNT);
+}
+
+int main(void)
+{
+    static struct CMUnitTest tests[N_CASES + 1];
+    tests[0] = (struct CMUnitTest)cmocka_unit_test(test_coverage);
+    for (int i = 0; i < N_CASES; i++)
+        tests[i + 1] = (struct CMUnitTest){.name = CASES[i].what, .test_func = run_case,
+                                           .initial_state = (void *)&CASES[i]};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
