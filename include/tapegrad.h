@@ -156,6 +156,11 @@ tg_tensor *tg_attention(tg_tape *t, tg_tensor *qkv, int heads);
  * ignore (PyTorch's ignore_index=-1): it adds nothing and is not counted in
  * the mean; at least one row must count. Targets are copied. */
 tg_tensor *tg_cross_entropy(tg_tape *t, tg_tensor *logits, const int *targets);
+/* Rotary position embeddings on packed projections qkv [B, T, 3C]: q and k
+ * of each head (size D = C / heads, even) turned by position t (0 .. T-1)
+ * in the rotate-half convention (GPT-NeoX, Hugging Face LLaMA) with
+ * frequencies base^(-2i/D); v passes through. */
+tg_tensor *tg_rope(tg_tape *t, tg_tensor *qkv, int heads, float base);
 /* The same data under another shape with as many elements. */
 tg_tensor *tg_reshape(tg_tape *t, tg_tensor *x, int ndim, const int *shape);
 

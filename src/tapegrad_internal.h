@@ -64,6 +64,14 @@ bool tg_tape_check_inputs(tg_tape *t, const char *op, tg_tensor *const *in, int 
  * node tg_linear records. Its messages name tg_linear when bias is given. */
 tg_tensor *tg_matmul_bias(tg_tape *t, tg_tensor *a, tg_tensor *b, tg_tensor *bias, bool trans_a, bool trans_b);
 
+/* ---- rotary embeddings (src/ops/rope.c), shared with generation ---- */
+/* cos then sin of theta_i for positions first .. first+len-1: d floats per
+ * position, the d/2 cosines followed by the d/2 sines. */
+void tg_rope_table(int d, int first, int len, float base, float *cs);
+/* Turns one head x[d] by a position's row of that table (by its inverse
+ * when inverse is set). */
+void tg_rope_rotate(float *x, int d, const float *cs, bool inverse);
+
 /* ---- GEMM (src/ops/gemm.c): C = alpha * op(A) op(B) + beta * C ---- */
 void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, int lda, const float *b, int ldb, float beta,

@@ -18,7 +18,7 @@ typedef struct ctx {
     int ids_shape[3], ids_ndim;
 } ctx;
 
-enum { EMBED, GELU, SOFTMAX, ATTENTION, XENT, RESHAPE };
+enum { EMBED, GELU, SOFTMAX, ATTENTION, XENT, RESHAPE, ROPE };
 
 static tg_tensor *build(tg_tape *t, void *p)
 {
@@ -31,6 +31,7 @@ static tg_tensor *build(tg_tape *t, void *p)
     case ATTENTION: y = tg_attention(t, c->x, c->heads); break;
     case XENT: return tg_cross_entropy(t, c->x, c->ids);
     case RESHAPE: y = tg_reshape(t, c->x, 2, (int[]){(int)c->x->size / 6, 6}); break;
+    case ROPE: y = tg_rope(t, c->x, c->heads, 10000.0f); break;
     }
     return tg_sum(t, tg_mul(t, y, c->w));
 }
@@ -295,6 +296,57 @@ static void test_reshape(void **s)
     tg_param_free(c.w);
 }
 
+/* RoPE: finite differences at an odd length with two head sizes; then what
+ * makes it a position code: position 0 is left alone, every head keeps its
+ * norm, and q_m . k_n depends only on m - n. */
+static void test_rope(void **s)
+{
+    (void)s;
+    tg_rng r;
+    tg_rng_seed(&r, 11);
+    const int shapes[][4] = {{2, 5, 3 * 12, 3}, {1, 7, 3 * 8, 1}};
+    for (int i = 0; i < 2; i++) {
+        ctx c = {.kind = ROPE, .heads = shapes[i][3]};
+        c.x = tu_param(&r, TU_SHAPE(shapes[i][0], shapes[i][1], shapes[i][2]), 1.0f);
+        c.w = weights(&r, c.x);
+        tu_gradcheck("rope", build, &c, &c.x, 1, TOL);
+        tg_param_free(c.x);
+        tg_param_free(c.w);
+    }
+    enum { T = 9, D = 8 };
+    tg_tensor *x = tu_param(&r, TU_SHAPE(1, T, 3 * D), 1.0f);
+    for (int p = 0; p < T; p++) /* the same q and k at every position */
+        for (int j = 0; j < 3 * D; j++)
+            x->data[p * 3 * D + j] = x->data[j];
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *y = tg_rope(t, x, 1, 10000.0f);
+    assert_non_null(y);
+    for (int j = 0; j < 3 * D; j++)
+        assert_float_equal(y->data[j], x->data[j], 0.0f);
+    double dot[T][T];
+    for (int m = 0; m < T; m++) {
+        const float *q = y->data + m * 3 * D, *v = q + 2 * D;
+        double nq = 0, nq0 = 0;
+        for (int j = 0; j < D; j++) {
+            nq += (double)q[j] * q[j];
+            nq0 += (double)x->data[j] * x->data[j];
+            assert_float_equal(v[j], x->data[2 * D + j], 0.0f);
+        }
+        assert_true(fabs(nq - nq0) < 1e-5 * nq0);
+        for (int n = 0; n < T; n++) {
+            const float *kn = y->data + n * 3 * D + D;
+            dot[m][n] = 0;
+            for (int j = 0; j < D; j++)
+                dot[m][n] += (double)q[j] * kn[j];
+        }
+    }
+    for (int m = 1; m < T; m++)
+        for (int n = 1; n < T; n++)
+            assert_true(fabs(dot[m][n] - dot[m - 1][n - 1]) < 1e-5);
+    tg_tape_free(t);
+    tg_param_free(x);
+}
+
 static void test_errors(void **s)
 {
     (void)s;
@@ -336,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_cross_entropy_large_logits),
         cmocka_unit_test(test_reshape),
+        cmocka_unit_test(test_rope),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

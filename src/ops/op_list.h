@@ -21,6 +21,7 @@
     X(SOFTMAX, softmax)                \
     X(ATTENTION, attention)            \
     X(CROSS_ENTROPY, cross_entropy)    \
-    X(RESHAPE, reshape)
+    X(RESHAPE, reshape)                \
+    X(ROPE, rope)
 
 #endif
