@@ -161,6 +161,9 @@ tg_tensor *tg_cross_entropy(tg_tape *t, tg_tensor *logits, const int *targets);
  * in the rotate-half convention (GPT-NeoX, Hugging Face LLaMA) with
  * frequencies base^(-2i/D); v passes through. */
 tg_tensor *tg_rope(tg_tape *t, tg_tensor *qkv, int heads, float base);
+/* SwiGLU's gate on packed projections h [..., 2H]: silu(h[..., :H]) *
+ * h[..., H:], shape [..., H]. */
+tg_tensor *tg_swiglu(tg_tape *t, tg_tensor *h);
 /* The same data under another shape with as many elements. */
 tg_tensor *tg_reshape(tg_tape *t, tg_tensor *x, int ndim, const int *shape);
 

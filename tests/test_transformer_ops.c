@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define TOL 2e-2
 
@@ -18,7 +19,7 @@ typedef struct ctx {
     int ids_shape[3], ids_ndim;
 } ctx;
 
-enum { EMBED, GELU, SOFTMAX, ATTENTION, XENT, RESHAPE, ROPE };
+enum { EMBED, GELU, SOFTMAX, ATTENTION, XENT, RESHAPE, ROPE, SWIGLU };
 
 static tg_tensor *build(tg_tape *t, void *p)
 {
@@ -32,6 +33,7 @@ static tg_tensor *build(tg_tape *t, void *p)
     case XENT: return tg_cross_entropy(t, c->x, c->ids);
     case RESHAPE: y = tg_reshape(t, c->x, 2, (int[]){(int)c->x->size / 6, 6}); break;
     case ROPE: y = tg_rope(t, c->x, c->heads, 10000.0f); break;
+    case SWIGLU: y = tg_swiglu(t, c->x); break;
     }
     return tg_sum(t, tg_mul(t, y, c->w));
 }
@@ -347,6 +349,39 @@ static void test_rope(void **s)
     tg_param_free(x);
 }
 
+/* SwiGLU's gate: finite differences at an odd width, and values against
+ * silu(a) * b in double, including saturated gates at +-100. */
+static void test_swiglu(void **s)
+{
+    (void)s;
+    tg_rng r;
+    tg_rng_seed(&r, 12);
+    ctx c = {.kind = SWIGLU};
+    c.x = tu_param(&r, TU_SHAPE(3, 2, 2 * 19), 2.0f);
+    tg_tape *t = tg_tape_new(0);
+    c.x->data[0] = 100.0f;
+    c.x->data[1] = -100.0f;
+    tg_tensor *y = tg_swiglu(t, c.x);
+    assert_non_null(y);
+    assert_int_equal(y->shape[2], 19);
+    for (size_t i = 0; i < y->size; i++) {
+        size_t row = i / 19, j = i % 19;
+        double a = c.x->data[row * 38 + j], b = c.x->data[row * 38 + 19 + j];
+        double want = a / (1.0 + exp(-a)) * b;
+        assert_true(fabs(y->data[i] - want) <= 1e-6 * (1.0 + fabs(want)));
+    }
+    c.w = weights(&r, y);
+    tg_tape_free(t);
+    c.x->data[0] = 0.3f, c.x->data[1] = -0.2f; /* finite differences away from saturation */
+    tu_gradcheck("swiglu", build, &c, &c.x, 1, TOL);
+    t = tg_tape_new(0);
+    assert_null(tg_swiglu(t, tg_tape_tensor(t, 2, (int[]){2, 5})));
+    assert_non_null(strstr(tg_tape_error(t), "tg_swiglu: the last dimension must be even"));
+    tg_tape_free(t);
+    tg_param_free(c.x);
+    tg_param_free(c.w);
+}
+
 static void test_errors(void **s)
 {
     (void)s;
@@ -389,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_cross_entropy_large_logits),
         cmocka_unit_test(test_reshape),
         cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
     X(ATTENTION, attention)            \
     X(CROSS_ENTROPY, cross_entropy)    \
     X(RESHAPE, reshape)                \
-    X(ROPE, rope)
+    X(ROPE, rope)                      \
+    X(SWIGLU, swiglu)
 
 #endif
