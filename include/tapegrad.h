@@ -228,9 +228,16 @@ tg_tensor *tg_gpt_logits(tg_tape *t, const tg_gpt *m, const int *ids, int batch,
 /* Mean cross-entropy of the next-token predictions (targets -1 ignored). */
 tg_tensor *tg_gpt_loss(tg_tape *t, const tg_gpt *m, const int *ids, const int *targets, int batch, int len);
 
-/* Threads for OpenMP kernels and OpenBLAS; n < 1 leaves the default.
- * Returns the number in force. */
+/* The threads the kernels use (and OpenBLAS, when linked). n from 1 to
+ * TG_MAX_THREADS sets it; 0 restores the default: TG_NUM_THREADS, else
+ * OMP_NUM_THREADS, else the number of online cores. Returns the number in
+ * force, or -1 for n out of range (nothing changes). Results do not depend on
+ * the number: every kernel computes the same bits at 1 thread or 256. Not to
+ * be called while another thread runs the library's kernels. */
+#define TG_MAX_THREADS 256
 int tg_set_threads(int n);
+/* The number in force (the default until tg_set_threads changes it). */
+int tg_get_threads(void);
 
 /* ---- residual-path study ------------------------------------------------- */
 

@@ -72,6 +72,19 @@ void tg_rope_table(int d, int first, int len, float base, float *cs);
  * when inverse is set). */
 void tg_rope_rotate(float *x, int d, const float *cs, bool inverse);
 
+/* ---- the thread pool (src/tensor/threads.c) ----
+ * fn(ctx, i) for every i in [0, n), chunks handed out one at a time to free
+ * threads, the caller included; returns when all are done. Chunks must not
+ * depend on which thread or how many threads run them: cut the work by its
+ * shape, and add up per-chunk partial results in chunk order. */
+typedef void (*tg_chunk_fn)(void *ctx, long i);
+void tg_parallel_for(long n, tg_chunk_fn fn, void *ctx);
+/* Chunks of about `grain` units out of `total`: at least 1. */
+static inline long tg_chunks(long total, long grain)
+{
+    return total <= grain ? 1 : (total + grain - 1) / grain;
+}
+
 /* ---- GEMM (src/ops/gemm.c): C = alpha * op(A) op(B) + beta * C ---- */
 void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, int lda, const float *b, int ldb, float beta,

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 typedef enum { F_INT, F_FLOAT, F_STR, F_NORM, F_SEED, F_BOOL } flag_type;
 
 typedef struct flag {
@@ -40,7 +43,7 @@ static const flag flags[] = {
     NUM("--beta2", "X", beta2, F_FLOAT, 0, false, "AdamW beta2, below 1 (0.99)"),
     NUM("--clip", "X", clip, F_FLOAT, 0, false, "clip the global gradient norm to X, 0 = off (1.0)"),
     {"--seed", "N", "seed of the weights, the batches and the sampler (1337)", F_SEED, OFF(seed), 0, false},
-    NUM("--threads", "N", threads, F_INT, 1, false, "threads (default: TG_NUM_THREADS or all cores)"),
+    NUM("--threads", "N", threads, F_INT, 1, false, "threads, at most " STR(TG_MAX_THREADS) "; results are the same for any (default: TG_NUM_THREADS, else all cores)"),
     NUM("--eval-every", "N", eval_every, F_INT, 1, false, "steps between validation estimates (250)"),
     NUM("--eval-iters", "N", eval_iters, F_INT, 1, false, "batches per validation estimate (20)"),
     {"--eval-full", "", "--data: score every ctx window of the validation split once instead (exact)", F_BOOL, OFF(eval_full), 0, false},
@@ -168,6 +171,8 @@ static const char *cross_check(const options *o)
 {
     if (o->dim % o->heads)
         return "--heads must divide --dim";
+    if (o->threads > TG_MAX_THREADS)
+        return "--threads must be at most " STR(TG_MAX_THREADS);
     if (!o->data && given(o, "--ctx") && o->ctx != SORT_CTX)
         return "--ctx applies to --data only (the sort task's sequences are 12 tokens)";
     if (!o->data && o->eval_full)

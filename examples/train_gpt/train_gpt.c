@@ -99,7 +99,7 @@ static int setup(run *r, int argc, char **argv)
     }
     if (r->log)
         fprintf(r->log, "step,loss,val_loss,lr,grad_norm,seconds\n");
-    tg_set_threads(r->o.threads); /* 0: TG_NUM_THREADS, else OpenMP's default */
+    tg_set_threads(r->o.threads); /* 0: TG_NUM_THREADS, else every core */
     return 0;
 }
 
@@ -424,7 +424,7 @@ static void describe(const run *r)
            o->ctx, norm_name(o->norm), (double)n / 1e6);
     printf("run: %s, batch %d, steps %ld..%d, lr %g -> %g, warm-up %d, weight decay %g, beta2 %g, clip %g, seed %llu, "
            "%d threads\n", o->no_bias ? "biases held at 0" : "with biases", o->batch, r->s.step, o->steps, (double)o->lr, (double)o->min_lr, o->warmup,
-           (double)o->weight_decay, (double)o->beta2, (double)o->clip, o->seed, tg_set_threads(0));
+           (double)o->weight_decay, (double)o->beta2, (double)o->clip, o->seed, tg_get_threads());
 }
 
 int main(int argc, char **argv)

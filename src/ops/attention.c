@@ -18,8 +18,8 @@
  * vector multiply-adds across s instead of t+1 short dot products, each
  * ending in a horizontal sum.
  * Each (batch, head) pair touches its own columns and scratch, so the pairs
- * run in parallel with no races and no reductions across threads: the result
- * does not depend on the thread count. */
+ * are the chunks handed to threads, with no races and no reductions across
+ * them: the result does not depend on the thread count. */
 #include "tapegrad_internal.h"
 #include "vmath.h"
 
@@ -185,13 +185,28 @@ static float *pair_scratch(const tg_node *n, const attn_dims *a, int bh)
     return (float *)n->aux + pairs * tt * tt + (size_t)bh * (size_t)(a->t + a->d) * a->tp;
 }
 
-void tg_attention_forward(tg_node *n)
+/* One (batch, head) pair per chunk, or all of them in one when they are too
+ * small to be worth handing out. */
+static long pair_chunks(const attn_dims *a)
 {
+    return (long)a->t * a->t * a->c > 16384 ? (long)a->b * a->heads : 1;
+}
+
+static void pair_range(const attn_dims *a, long chunk, int *first, int *end)
+{
+    bool all = pair_chunks(a) == 1;
+    *first = all ? 0 : (int)chunk;
+    *end = all ? a->b * a->heads : (int)chunk + 1;
+}
+
+static void forward_chunk(void *ctx, long chunk)
+{
+    tg_node *n = ctx;
     attn_dims a = dims_of(n);
     float *probs = n->aux;
-    int pairs = a.b * a.heads;
-#pragma omp parallel for schedule(static) if (pairs > 1 && (long)a.t * a.t * a.c > 16384)
-    for (int bh = 0; bh < pairs; bh++) {
+    int first, end;
+    pair_range(&a, chunk, &first, &end);
+    for (int bh = first; bh < end; bh++) {
         int b = bh / a.heads, h = bh % a.heads;
         const float *base = n->in[0]->data + (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
         float *p = probs + (size_t)bh * a.t * a.t, *rows = pair_scratch(n, &a, bh), *kt = rows + (size_t)a.t * a.tp;
@@ -209,6 +224,12 @@ void tg_attention_forward(tg_node *n)
                     base + 2 * a.c, (size_t)3 * a.c, t0 + r, a.d);
         }
     }
+}
+
+void tg_attention_forward(tg_node *n)
+{
+    attn_dims a = dims_of(n);
+    tg_parallel_for(pair_chunks(&a), forward_chunk, n);
 }
 
 /* Row t of dS = scale * P * (dP - rowsum(P dP)) in place of its dP, zero
@@ -249,19 +270,25 @@ static void backward_pair(const attn_dims *a, const float *base, float *dbase, c
     }
 }
 
-void tg_attention_backward(tg_node *n)
+static void backward_chunk(void *ctx, long chunk)
 {
-    if (!n->in[0]->grad)
-        return;
+    tg_node *n = ctx;
     attn_dims a = dims_of(n);
     const float *probs = n->aux;
-    int pairs = a.b * a.heads;
-#pragma omp parallel for schedule(static) if (pairs > 1 && (long)a.t * a.t * a.c > 16384)
-    for (int bh = 0; bh < pairs; bh++) {
+    int first, end;
+    pair_range(&a, chunk, &first, &end);
+    for (int bh = first; bh < end; bh++) {
         int b = bh / a.heads, h = bh % a.heads;
         size_t off = (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
         float *ds = pair_scratch(n, &a, bh);
         backward_pair(&a, n->in[0]->data + off, n->in[0]->grad + off, probs + (size_t)bh * a.t * a.t,
                       n->out->grad + (size_t)b * a.t * a.c + (size_t)h * a.d, ds, ds + (size_t)a.t * a.tp);
     }
+}
+
+void tg_attention_backward(tg_node *n)
+{
+    attn_dims a = dims_of(n);
+    if (n->in[0]->grad)
+        tg_parallel_for(pair_chunks(&a), backward_chunk, n);
 }

@@ -37,28 +37,32 @@ static void backward_span(const float *restrict x, const float *restrict dy, flo
     }
 }
 
-/* Threads take whole spans: the loops inside stay simple enough for GCC to
- * vectorise, which it does not do to the body of an omp for. */
-enum { SPAN = 4096 };
+/* Spans of a fixed length, whatever the thread count; the loops inside stay
+ * simple enough for GCC to vectorise. */
+enum { SPAN = 16384 };
+
+static void forward_chunk(void *ctx, long s)
+{
+    const tg_node *n = ctx;
+    long len = (long)n->out->size - s * SPAN;
+    forward_span(n->in[0]->data + s * SPAN, n->out->data + s * SPAN, len < SPAN ? len : SPAN);
+}
+
+static void backward_chunk(void *ctx, long s)
+{
+    const tg_node *n = ctx;
+    long len = (long)n->out->size - s * SPAN;
+    backward_span(n->in[0]->data + s * SPAN, n->out->grad + s * SPAN, n->in[0]->grad + s * SPAN,
+                  len < SPAN ? len : SPAN);
+}
 
 void tg_gelu_forward(tg_node *n)
 {
-    const float *x = n->in[0]->data;
-    float *y = n->out->data;
-    long size = (long)n->out->size, spans = (size + SPAN - 1) / SPAN;
-#pragma omp parallel for schedule(static) if (size > 65536)
-    for (long s = 0; s < spans; s++)
-        forward_span(x + s * SPAN, y + s * SPAN, s + 1 < spans ? SPAN : size - s * SPAN);
+    tg_parallel_for(tg_chunks((long)n->out->size, SPAN), forward_chunk, n);
 }
 
 void tg_gelu_backward(tg_node *n)
 {
-    const float *x = n->in[0]->data, *dy = n->out->grad;
-    float *dx = n->in[0]->grad;
-    long size = (long)n->out->size, spans = (size + SPAN - 1) / SPAN;
-    if (!dx)
-        return;
-#pragma omp parallel for schedule(static) if (size > 65536)
-    for (long s = 0; s < spans; s++)
-        backward_span(x + s * SPAN, dy + s * SPAN, dx + s * SPAN, s + 1 < spans ? SPAN : size - s * SPAN);
+    if (n->in[0]->grad)
+        tg_parallel_for(tg_chunks((long)n->out->size, SPAN), backward_chunk, n);
 }

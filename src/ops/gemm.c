@@ -8,8 +8,8 @@
  * and keeps an MR x NR tile of C in registers. The kernel is written with GCC
  * vector extensions; with AVX-512 a vector is one zmm register, with AVX2 the
  * compiler splits it in two ymm, which is why the tile is smaller there.
- * OpenMP threads take separate (MC rows x NG columns) blocks of C, so no two
- * threads write the same element and the result does not depend on the
+ * The pool's threads take separate (MC rows x NG columns) chunks of C, so no
+ * two threads write the same element and the result does not depend on the
  * thread count; each packs its own copy of the A block, which costs 1/NG of
  * the block's arithmetic and keeps short, wide products balanced.
  *
@@ -23,9 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #ifdef TG_HAVE_BLAS
 #include <cblas.h>
 #endif
@@ -110,18 +107,23 @@ static void pack_a(bool ta, const float *a, int lda, int i0, int mc, int p0, int
 }
 
 /* Packing buffers, grown once to the largest product seen and then reused,
- * so steady-state training does not allocate. Per calling thread. */
-static _Thread_local float *pack_buf;
-static _Thread_local size_t pack_cap;
+ * so steady-state training does not allocate. Per thread: the caller's B
+ * panel, which every thread reads, and each thread's own A block. */
+typedef struct pack_buf {
+    float *p;
+    size_t cap;
+} pack_buf;
 
-static float *pack_space(size_t floats)
+static _Thread_local pack_buf b_buf, a_buf;
+
+static float *pack_space(pack_buf *b, size_t floats)
 {
-    if (floats > pack_cap) {
-        free(pack_buf);
-        pack_buf = aligned_alloc(64, floats * sizeof(float));
-        pack_cap = pack_buf ? floats : 0;
+    if (floats > b->cap) {
+        free(b->p);
+        b->p = aligned_alloc(64, floats * sizeof(float));
+        b->cap = b->p ? floats : 0;
     }
-    return pack_buf;
+    return b->p;
 }
 
 static void scale_c(int m, int n, float beta, float *c, int ldc)
@@ -150,45 +152,83 @@ static void block_rows(const float *ap, const float *bp, int mc, int nc, int kc,
     }
 }
 
+/* One panel of C, columns j0 .. j0+nc: op(B)'s panel is packed whole (one
+ * chunk per KC-deep slice and NG-wide group of strips), then every chunk of
+ * C (MC rows x NG columns) runs down the whole depth, so each element is
+ * summed in the same order whichever thread computes it. */
+typedef struct gemm_job {
+    bool ta, tb;
+    int m, n, k, lda, ldb, ldc, j0, nc;
+    float alpha;
+    const float *a, *b;
+    float *c, *bp;
+} gemm_job;
+
+static int groups_of(const gemm_job *g)
+{
+    return (g->nc + NG - 1) / NG;
+}
+
+static void pack_chunk(void *ctx, long item)
+{
+    const gemm_job *g = ctx;
+    int p0 = (int)(item / groups_of(g)) * KC, kc = g->k - p0 < KC ? g->k - p0 : KC;
+    int g0 = (int)(item % groups_of(g)) * NG, end = g->nc - g0 < NG ? g->nc : g0 + NG;
+    float *slice = g->bp + (size_t)p0 * ((g->nc + NR - 1) / NR * NR);
+    for (int js = g0; js < end; js += NR)
+        pack_b_strip(g->tb, g->b, g->ldb, p0, kc, g->j0, g->nc, js, slice);
+}
+
+static void compute_chunk(void *ctx, long item)
+{
+    const gemm_job *g = ctx;
+    int i0 = (int)(item / groups_of(g)) * MC, mc = g->m - i0 < MC ? g->m - i0 : MC;
+    int g0 = (int)(item % groups_of(g)) * NG, ng = g->nc - g0 < NG ? g->nc - g0 : NG;
+    float *ap = pack_space(&a_buf, (size_t)KC * MC);
+    if (!ap) {
+        /* No space for a block: the unblocked loops, slice by slice in the
+         * same depth order. */
+        for (int p0 = 0; p0 < g->k; p0 += KC)
+            tg_gemm_reference(g->ta, g->tb, mc, ng, g->k - p0 < KC ? g->k - p0 : KC, g->alpha,
+                              g->ta ? g->a + (size_t)p0 * g->lda + i0 : g->a + (size_t)i0 * g->lda + p0, g->lda,
+                              g->tb ? g->b + (size_t)(g->j0 + g0) * g->ldb + p0
+                                    : g->b + (size_t)p0 * g->ldb + g->j0 + g0,
+                              g->ldb, g->c + (size_t)i0 * g->ldc + g->j0 + g0, g->ldc);
+        return;
+    }
+    size_t npad = (size_t)(g->nc + NR - 1) / NR * NR;
+    for (int p0 = 0; p0 < g->k; p0 += KC) {
+        int kc = g->k - p0 < KC ? g->k - p0 : KC;
+        pack_a(g->ta, g->a, g->lda, i0, mc, p0, kc, ap);
+        block_rows(ap, g->bp + (size_t)p0 * npad + (size_t)g0 * kc, mc, ng, kc, g->alpha,
+                   g->c + (size_t)i0 * g->ldc + g->j0 + g0, g->ldc);
+    }
+}
+
 void tg_gemm_builtin(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc)
 {
     scale_c(m, n, beta, c, ldc);
     if (k == 0 || alpha == 0.0f)
         return;
-    int threads = 1;
-#ifdef _OPENMP
-    threads = (long)m * n * k > 32768 ? omp_get_max_threads() : 1;
-#endif
-    size_t bsize = (size_t)KC * ((NC + NR - 1) / NR * NR);
-    size_t asize = (size_t)KC * MC;
-    float *buf = pack_space(bsize + asize * (size_t)threads);
-    if (!buf) {
+    float *bp = pack_space(&b_buf, (size_t)k * ((NC + NR - 1) / NR * NR));
+    if (!bp) {
         tg_gemm_reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc);
         return;
     }
-#pragma omp parallel num_threads(threads) if (threads > 1)
+    /* Products too small to be worth handing out run as one chunk. */
+    bool split = (long)m * n * k > 32768;
     for (int j0 = 0; j0 < n; j0 += NC) {
-        int nc = n - j0 < NC ? n - j0 : NC;
-        for (int p0 = 0; p0 < k; p0 += KC) {
-            int kc = k - p0 < KC ? k - p0 : KC;
-#pragma omp for schedule(static)
-            for (int js = 0; js < nc; js += NR)
-                pack_b_strip(tb, b, ldb, p0, kc, j0, nc, js, buf);
-            int row_blocks = (m + MC - 1) / MC, groups = (nc + NG - 1) / NG;
-#pragma omp for schedule(static)
-            for (int item = 0; item < row_blocks * groups; item++) {
-                int tid = 0;
-#ifdef _OPENMP
-                tid = omp_get_thread_num();
-#endif
-                float *ap = buf + bsize + asize * (size_t)tid;
-                int i0 = item / groups * MC, mc = m - i0 < MC ? m - i0 : MC;
-                int g0 = item % groups * NG, ng = nc - g0 < NG ? nc - g0 : NG;
-                pack_a(ta, a, lda, i0, mc, p0, kc, ap);
-                block_rows(ap, buf + (size_t)g0 * kc, mc, ng, kc, alpha,
-                           c + (size_t)i0 * ldc + j0 + g0, ldc);
-            }
+        gemm_job g = {ta, tb, m, n, k, lda, ldb, ldc, j0, n - j0 < NC ? n - j0 : NC, alpha, a, b, c, bp};
+        long slices = (k + KC - 1) / KC, rows = (m + MC - 1) / MC;
+        if (split) {
+            tg_parallel_for(slices * groups_of(&g), pack_chunk, &g);
+            tg_parallel_for(rows * groups_of(&g), compute_chunk, &g);
+        } else {
+            for (long i = 0; i < slices * groups_of(&g); i++)
+                pack_chunk(&g, i);
+            for (long i = 0; i < rows * groups_of(&g); i++)
+                compute_chunk(&g, i);
         }
     }
 }

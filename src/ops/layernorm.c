@@ -15,14 +15,11 @@
 
 #include <math.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 /* What the kernels need besides the tensors. gamma and beta point at ones and
  * zeros when the op has no affine part, so the loops carry no branches.
- * partial holds per-chunk dgamma/dbeta sums, added up in chunk order, so the
- * result depends on the thread count but never on thread timing. */
+ * Rows are cut into chunks of CHUNK_ROWS by shape alone; partial holds
+ * per-chunk dgamma/dbeta sums, added up in chunk order, so the result is the
+ * same for any thread count. */
 typedef struct ln_aux {
     float *stats; /* mean, rstd per row */
     const float *gamma, *beta;
@@ -54,13 +51,20 @@ static bool check_affine(tg_tape *t, const tg_tensor *x, tg_tensor *gamma, tg_te
     return true;
 }
 
-static int chunk_count(size_t rows)
+enum { CHUNK_ROWS = 64 };
+
+/* Small inputs are one chunk: not worth handing out. */
+static int chunk_count(size_t rows, int c)
 {
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
-    return rows < (size_t)threads ? (int)rows : threads;
+    return rows * (size_t)c > 32768 ? (int)((rows + CHUNK_ROWS - 1) / CHUNK_ROWS) : 1;
+}
+
+static void chunk_rows(const tg_node *n, long ch, long *r0, long *r1)
+{
+    const ln_aux *aux = n->aux;
+    long rows = (long)tg_rows(n->in[0]);
+    *r0 = aux->chunks == 1 ? 0 : ch * CHUNK_ROWS;
+    *r1 = aux->chunks == 1 || (ch + 1) * CHUNK_ROWS > rows ? rows : (ch + 1) * CHUNK_ROWS;
 }
 
 tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta, float eps)
@@ -78,7 +82,7 @@ tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *b
     ln_aux *aux = tg_arena_alloc(t, sizeof *aux);
     if (!aux)
         return NULL;
-    aux->chunks = chunk_count(tg_rows(x));
+    aux->chunks = chunk_count(tg_rows(x), c);
     aux->stats = tg_arena_alloc(t, 2 * tg_rows(x) * sizeof(float));
     aux->partial = tg_arena_alloc(t, 2 * (size_t)aux->chunks * c * sizeof(float));
     aux->gamma = gamma ? gamma->data : filled(t, c, 1.0f);
@@ -129,16 +133,17 @@ static void row_moments(const float *x, int c, float *mean, float *var)
     *var = fmaxf(row_dev_sum(x, m0, c, 2) / (float)c - dm * dm, 0.0f);
 }
 
-void tg_layernorm_forward(tg_node *n)
+static void forward_chunk(void *ctx, long ch)
 {
+    const tg_node *n = ctx;
     const tg_tensor *xt = n->in[0];
     const ln_aux *aux = n->aux;
     const float *gamma = aux->gamma, *beta = aux->beta;
     int c = tg_cols(xt);
-    long rows = (long)tg_rows(xt);
     float eps = n->f[0];
-#pragma omp parallel for schedule(static) if (rows * c > 32768)
-    for (long r = 0; r < rows; r++) {
+    long r0, r1;
+    chunk_rows(n, ch, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
         const float *x = xt->data + r * c;
         float *y = n->out->data + r * c;
         float mean, var;
@@ -149,6 +154,11 @@ void tg_layernorm_forward(tg_node *n)
         aux->stats[2 * r] = mean;
         aux->stats[2 * r + 1] = rstd;
     }
+}
+
+void tg_layernorm_forward(tg_node *n)
+{
+    tg_parallel_for(((const ln_aux *)n->aux)->chunks, forward_chunk, n);
 }
 
 /* sum(g) and sum(g * xhat) for one row, g = dy * gamma, in independent lanes. */
@@ -212,18 +222,24 @@ static void backward_rows(const tg_node *n, long r0, long r1, float *pg, float *
     }
 }
 
+static void backward_chunk(void *ctx, long ch)
+{
+    const tg_node *n = ctx;
+    const ln_aux *aux = n->aux;
+    int c = tg_cols(n->in[0]);
+    float *pg = aux->partial + (size_t)ch * 2 * c, *pb = pg + c;
+    for (int j = 0; j < 2 * c; j++)
+        pg[j] = 0.0f;
+    long r0, r1;
+    chunk_rows(n, ch, &r0, &r1);
+    backward_rows(n, r0, r1, pg, pb);
+}
+
 void tg_layernorm_backward(tg_node *n)
 {
     const ln_aux *aux = n->aux;
     int c = tg_cols(n->in[0]), chunks = aux->chunks;
-    long rows = (long)tg_rows(n->in[0]);
-#pragma omp parallel for schedule(static) num_threads(chunks) if (chunks > 1 && rows * c > 32768)
-    for (int ch = 0; ch < chunks; ch++) {
-        float *pg = aux->partial + (size_t)ch * 2 * c, *pb = pg + c;
-        for (int j = 0; j < 2 * c; j++)
-            pg[j] = 0.0f;
-        backward_rows(n, rows * ch / chunks, rows * (ch + 1) / chunks, pg, pb);
-    }
+    tg_parallel_for(chunks, backward_chunk, n);
     float *dgamma = n->in[1] ? n->in[1]->grad : NULL, *dbeta = n->in[2] ? n->in[2]->grad : NULL;
     for (int ch = 0; ch < chunks; ch++) {
         const float *pg = aux->partial + (size_t)ch * 2 * c, *pb = pg + c;

@@ -32,37 +32,67 @@ tg_tensor *tg_softmax(tg_tape *t, tg_tensor *x)
     return tg_tape_emit(t, &n, x->ndim, x->shape);
 }
 
-void tg_softmax_forward(tg_node *n)
+/* Rows are cut into chunks of about ROW_GRAIN floats, by shape alone, for
+ * tg_parallel_for; each row is computed whole by one thread. */
+enum { ROW_GRAIN = 32768 };
+
+typedef struct row_job {
+    tg_node *n;
+    long rows, per; /* rows, and rows per chunk */
+} row_job;
+
+static void run_rows(tg_node *n, tg_chunk_fn chunk)
+{
+    long rows = (long)tg_rows(n->in[0]), c = tg_cols(n->in[0]);
+    long per = ROW_GRAIN / c > 0 ? ROW_GRAIN / c : 1;
+    row_job j = {n, rows, per};
+    tg_parallel_for(tg_chunks(rows, per), chunk, &j);
+}
+
+/* A chunk function that calls fn on rows [i * per, (i + 1) * per). */
+#define ROW_CHUNK(name, fn)                                          \
+    static void name(void *ctx, long i)                              \
+    {                                                                \
+        const row_job *j = ctx;                                      \
+        long end = (i + 1) * j->per < j->rows ? (i + 1) * j->per : j->rows; \
+        for (long r = i * j->per; r < end; r++)                      \
+            fn(j->n, r);                                             \
+    }
+
+static void softmax_row(tg_node *n, long r)
 {
     int c = tg_cols(n->out);
-    long rows = (long)tg_rows(n->out);
-#pragma omp parallel for schedule(static) if (rows * c > 65536)
-    for (long r = 0; r < rows; r++) {
-        const float *x = n->in[0]->data + r * c;
-        float *y = n->out->data + r * c;
-        float m = row_max(x, c);
-        for (int j = 0; j < c; j++)
-            y[j] = tg_exp(x[j] - m);
-        float inv = 1.0f / tg_vsum(y, c);
-        for (int j = 0; j < c; j++)
-            y[j] *= inv;
-    }
+    const float *x = n->in[0]->data + r * c;
+    float *y = n->out->data + r * c;
+    float m = row_max(x, c);
+    for (int j = 0; j < c; j++)
+        y[j] = tg_exp(x[j] - m);
+    float inv = 1.0f / tg_vsum(y, c);
+    for (int j = 0; j < c; j++)
+        y[j] *= inv;
 }
+ROW_CHUNK(softmax_chunk, softmax_row)
+
+void tg_softmax_forward(tg_node *n)
+{
+    run_rows(n, softmax_chunk);
+}
+
+static void softmax_back_row(tg_node *n, long r)
+{
+    int c = tg_cols(n->out);
+    const float *y = n->out->data + r * c, *dy = n->out->grad + r * c;
+    float *dx = n->in[0]->grad + r * c;
+    float dot = tg_vdot(dy, y, c);
+    for (int j = 0; j < c; j++)
+        dx[j] += y[j] * (dy[j] - dot);
+}
+ROW_CHUNK(softmax_back_chunk, softmax_back_row)
 
 void tg_softmax_backward(tg_node *n)
 {
-    if (!n->in[0]->grad)
-        return;
-    int c = tg_cols(n->out);
-    long rows = (long)tg_rows(n->out);
-#pragma omp parallel for schedule(static) if (rows * c > 65536)
-    for (long r = 0; r < rows; r++) {
-        const float *y = n->out->data + r * c, *dy = n->out->grad + r * c;
-        float *dx = n->in[0]->grad + r * c;
-        float dot = tg_vdot(dy, y, c);
-        for (int j = 0; j < c; j++)
-            dx[j] += y[j] * (dy[j] - dot);
-    }
+    if (n->in[0]->grad)
+        run_rows(n, softmax_back_chunk);
 }
 
 /* sum_j exp(x_j - m) in independent lanes, so the loop vectorises. */
@@ -112,20 +142,26 @@ tg_tensor *tg_cross_entropy(tg_tape *t, tg_tensor *logits, const int *targets)
     return tg_tape_record(t, &n);
 }
 
+static void ce_row(tg_node *n, long r)
+{
+    const tg_tensor *lt = n->in[0];
+    int c = tg_cols(lt);
+    float *stats = (float *)((const int *)n->aux + tg_rows(lt));
+    const float *x = lt->data + r * c;
+    float m = row_max(x, c);
+    stats[2 * r] = m;
+    stats[2 * r + 1] = logf(sum_exp(x, m, c));
+}
+ROW_CHUNK(ce_chunk, ce_row)
+
 void tg_cross_entropy_forward(tg_node *n)
 {
     const tg_tensor *lt = n->in[0];
     int c = tg_cols(lt);
     long rows = (long)tg_rows(lt);
     const int *target = n->aux;
-    float *stats = (float *)(target + rows);
-#pragma omp parallel for schedule(static) if (rows * c > 65536)
-    for (long r = 0; r < rows; r++) {
-        const float *x = lt->data + r * c;
-        float m = row_max(x, c);
-        stats[2 * r] = m;
-        stats[2 * r + 1] = logf(sum_exp(x, m, c));
-    }
+    const float *stats = (const float *)(target + rows);
+    run_rows(n, ce_chunk);
     /* Summed in row order, so the loss is the same for any thread count. */
     double total = 0.0;
     for (long r = 0; r < rows; r++)
@@ -134,24 +170,25 @@ void tg_cross_entropy_forward(tg_node *n)
     n->out->data[0] = (float)(total / (double)n->i[0]);
 }
 
-void tg_cross_entropy_backward(tg_node *n)
+static void ce_back_row(tg_node *n, long r)
 {
     const tg_tensor *lt = n->in[0];
-    if (!lt->grad)
-        return;
     int c = tg_cols(lt);
-    long rows = (long)tg_rows(lt);
     const int *target = n->aux;
-    const float *stats = (const float *)(target + rows);
+    if (target[r] < 0)
+        return;
+    const float *stats = (const float *)(target + tg_rows(lt));
     float g = n->out->grad[0] / (float)n->i[0];
-#pragma omp parallel for schedule(static) if (rows * c > 65536)
-    for (long r = 0; r < rows; r++) {
-        if (target[r] < 0)
-            continue;
-        const float *x = lt->data + r * c;
-        float *dx = lt->grad + r * c, m = stats[2 * r], logsum = stats[2 * r + 1];
-        for (int j = 0; j < c; j++)
-            dx[j] += g * tg_exp((x[j] - m) - logsum);
-        dx[target[r]] -= g;
-    }
+    const float *x = lt->data + r * c;
+    float *dx = lt->grad + r * c, m = stats[2 * r], logsum = stats[2 * r + 1];
+    for (int j = 0; j < c; j++)
+        dx[j] += g * tg_exp((x[j] - m) - logsum);
+    dx[target[r]] -= g;
+}
+ROW_CHUNK(ce_back_chunk, ce_back_row)
+
+void tg_cross_entropy_backward(tg_node *n)
+{
+    if (n->in[0]->grad)
+        run_rows(n, ce_back_chunk);
 }

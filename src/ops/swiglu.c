@@ -45,29 +45,45 @@ static void backward_row(const float *restrict a, const float *restrict b, const
     }
 }
 
-void tg_swiglu_forward(tg_node *n)
+/* Chunks of rows, about 32768 outputs each, by shape alone. */
+static long rows_per_chunk(const tg_node *n)
 {
+    long per = 32768 / tg_cols(n->out);
+    return per > 0 ? per : 1;
+}
+
+static void forward_chunk(void *ctx, long i)
+{
+    const tg_node *n = ctx;
     const tg_tensor *h = n->in[0];
     int half = tg_cols(n->out);
-    long rows = (long)tg_rows(h);
-#pragma omp parallel for schedule(static) if (rows * half > 65536)
-    for (long r = 0; r < rows; r++) {
+    long rows = (long)tg_rows(h), per = rows_per_chunk(n);
+    for (long r = i * per; r < rows && r < (i + 1) * per; r++) {
         const float *row = h->data + (size_t)r * 2 * half;
         forward_row(row, row + half, n->out->data + (size_t)r * half, half);
     }
 }
 
-void tg_swiglu_backward(tg_node *n)
+void tg_swiglu_forward(tg_node *n)
 {
-    tg_tensor *h = n->in[0];
-    if (!h->grad)
-        return;
+    tg_parallel_for(tg_chunks((long)tg_rows(n->in[0]), rows_per_chunk(n)), forward_chunk, n);
+}
+
+static void backward_chunk(void *ctx, long i)
+{
+    const tg_node *n = ctx;
+    const tg_tensor *h = n->in[0];
     int half = tg_cols(n->out);
-    long rows = (long)tg_rows(h);
-#pragma omp parallel for schedule(static) if (rows * half > 65536)
-    for (long r = 0; r < rows; r++) {
+    long rows = (long)tg_rows(h), per = rows_per_chunk(n);
+    for (long r = i * per; r < rows && r < (i + 1) * per; r++) {
         const float *row = h->data + (size_t)r * 2 * half;
         float *g = h->grad + (size_t)r * 2 * half;
         backward_row(row, row + half, n->out->grad + (size_t)r * half, g, g + half, half);
     }
+}
+
+void tg_swiglu_backward(tg_node *n)
+{
+    if (n->in[0]->grad)
+        tg_parallel_for(tg_chunks((long)tg_rows(n->in[0]), rows_per_chunk(n)), backward_chunk, n);
 }

@@ -135,20 +135,28 @@ static void adamw_update(float *restrict w, const float *restrict g, float *rest
     }
 }
 
+typedef struct adamw_job {
+    const tg_adamw *o;
+    adamw_coef decayed, plain;
+} adamw_job;
+
+static void adamw_chunk(void *ctx, long k)
+{
+    const adamw_job *j = ctx;
+    const adamw_span *s = &j->o->spans[k];
+    tg_tensor *p = j->o->params[s->param];
+    if (p->grad)
+        adamw_update(p->data + s->off, p->grad + s->off, j->o->m[s->param] + s->off, j->o->v[s->param] + s->off,
+                     s->len, p->ndim >= 2 ? j->decayed : j->plain);
+}
+
 void tg_adamw_step(tg_adamw *o, float lr)
 {
     if (!o)
         return;
     o->steps++;
-    adamw_coef decayed = adamw_coefs(o, lr, o->weight_decay), plain = adamw_coefs(o, lr, 0.0f);
-#pragma omp parallel for schedule(static) if (o->n_spans > 4)
-    for (int k = 0; k < o->n_spans; k++) {
-        const adamw_span *s = &o->spans[k];
-        tg_tensor *p = o->params[s->param];
-        if (p->grad)
-            adamw_update(p->data + s->off, p->grad + s->off, o->m[s->param] + s->off, o->v[s->param] + s->off,
-                         s->len, p->ndim >= 2 ? decayed : plain);
-    }
+    adamw_job j = {o, adamw_coefs(o, lr, o->weight_decay), adamw_coefs(o, lr, 0.0f)};
+    tg_parallel_for(o->n_spans, adamw_chunk, &j);
 }
 
 long tg_adamw_steps(const tg_adamw *o)
