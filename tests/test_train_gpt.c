@@ -272,6 +272,61 @@ static void test_resume_is_exact(void **s)
     expect_same_tensors("sfull.st", "sresumed.st");
 }
 
+/* Whole files, byte for byte. */
+static void expect_same_bytes(const char *a, const char *b)
+{
+    static char ba[1 << 22], bb[1 << 22];
+    const char *names[2] = {a, b};
+    char *bufs[2] = {ba, bb};
+    size_t n[2];
+    for (int i = 0; i < 2; i++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        n[i] = fread(bufs[i], 1, sizeof ba, fp);
+        assert_true(n[i] > 0 && n[i] < sizeof ba);
+        fclose(fp);
+    }
+    if (n[0] != n[1] || memcmp(ba, bb, n[0]))
+        fail_msg("%s and %s differ", a, b);
+}
+
+/* The kernels cut their work by shape, never by thread count, so 1, 2 and 3
+ * threads write the same checkpoint. The models are big enough that every
+ * kernel splits its work into several chunks. */
+static void test_thread_counts_identical(void **s)
+{
+    (void)s;
+    char out[16384], args[512], name[32];
+    make_text();
+    for (int t = 1; t <= 3; t++) {
+        snprintf(args, sizeof args, "--steps 4 --batch 48 --threads %d --save sort%d.st", t, t);
+        assert_int_equal(run(args, out, sizeof out), 0);
+        snprintf(name, sizeof name, "%d threads", t);
+        assert_non_null(strstr(out, name)); /* the run line says what runs */
+        snprintf(args, sizeof args,
+                 "--data text.txt --ctx 32 --dim 64 --heads 4 --layers 2 --batch 24 --steps 4 --eval-every 2 "
+                 "--eval-iters 2 --sample 0 --threads %d --save text%d.st",
+                 t, t);
+        assert_int_equal(run(args, out, sizeof out), 0);
+    }
+    for (int t = 2; t <= 3; t++) {
+        snprintf(args, sizeof args, "sort%d.st", t);
+        expect_same_bytes("sort1.st", args);
+        snprintf(args, sizeof args, "text%d.st", t);
+        expect_same_bytes("text1.st", args);
+    }
+    /* --threads wins over the environment; too many is a usage error. */
+    assert_int_equal(setenv("TG_NUM_THREADS", "3", 1), 0);
+    assert_int_equal(run("--steps 1 --threads 2 " "--layers 1 --dim 16 --heads 2 --batch 8", out, sizeof out), 0);
+    assert_non_null(strstr(out, "2 threads"));
+    assert_int_equal(run("--steps 1 --layers 1 --dim 16 --heads 2 --batch 8", out, sizeof out), 0);
+    assert_non_null(strstr(out, "3 threads"));
+    unsetenv("TG_NUM_THREADS");
+    expect_usage_error("--threads 100000", "--threads must be at most 256");
+}
+
 static void corrupt_copy(const char *from, const char *to, long keep, long flip_at)
 {
     char path[300];
@@ -347,7 +402,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_flags),      cmocka_unit_test(test_sort_task),
         cmocka_unit_test(test_text_and_log),   cmocka_unit_test(test_eval_full),
-        cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_resume_is_exact), cmocka_unit_test(test_thread_counts_identical),
         cmocka_unit_test(test_bad_checkpoints), cmocka_unit_test(test_dump_grads),
         cmocka_unit_test(test_block_variants),
     };
