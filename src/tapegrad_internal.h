@@ -102,6 +102,8 @@ void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
 /* Unblocked accumulate C += alpha op(A) op(B), the fallback of the built-in. */
 void tg_gemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                        const float *a, int lda, const float *b, int ldb, float *c, int ldc);
+/* Frees the calling thread's packing buffers (the pool's workers, on exit). */
+void tg_gemm_thread_exit(void);
 /* The built-in backend, whatever tg_gemm dispatches to (tests compare them). */
 void tg_gemm_builtin(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                      const float *a, int lda, const float *b, int ldb, float beta,

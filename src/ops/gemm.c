@@ -126,6 +126,13 @@ static float *pack_space(pack_buf *b, size_t floats)
     return b->p;
 }
 
+void tg_gemm_thread_exit(void)
+{
+    free(a_buf.p);
+    free(b_buf.p);
+    a_buf = b_buf = (pack_buf){NULL, 0};
+}
+
 static void scale_c(int m, int n, float beta, float *c, int ldc)
 {
     for (int i = 0; i < m; i++) {

@@ -127,8 +127,10 @@ static void *worker_main(void *arg)
     uint32_t seen = (uint32_t)(uintptr_t)arg;
     for (;;) {
         seen = next_gen(seen);
-        if (atomic_load(&pool.quit))
+        if (atomic_load(&pool.quit)) {
+            tg_gemm_thread_exit();
             return NULL;
+        }
         work(seen);
     }
 }
