@@ -138,6 +138,14 @@ static tg_tensor *ap_xent(tg_tape *t, rin *in) { return tg_cross_entropy(t, P0, 
 static void mk_attention(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, k > 7 ? 1 : 2, k, 18), NULL, NULL); }
 static tg_tensor *ap_attention(tg_tape *t, rin *in) { return tg_attention(t, P0, 2); }
 
+/* qkv [2, T=k, 3*8] turned by RoPE, two heads of size 4. */
+static void mk_rope(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 2, k, 24), NULL, NULL); }
+static tg_tensor *ap_rope(tg_tape *t, rin *in) { return tg_rope(t, P0, 2, 10000.0f); }
+
+/* Gate and up halves [3, 2k] -> [3, k]. */
+static void mk_swiglu(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.5f, 3, 2 * k), NULL, NULL); }
+static tg_tensor *ap_swiglu(tg_tape *t, rin *in) { return tg_swiglu(t, P0); }
+
 /* ---- the table ------------------------------------------------------------ */
 
 static const rcase CASES[] = {
@@ -165,6 +173,8 @@ static const rcase CASES[] = {
     {TG_OP_ATTENTION, "attention, 2 heads", mk_attention, ap_attention},
     {TG_OP_CROSS_ENTROPY, "cross-entropy, a row ignored", mk_xent, ap_xent},
     {TG_OP_RESHAPE, "reshape [3,k] -> [k,3]", mk_one, ap_reshape},
+    {TG_OP_ROPE, "rope, 2 heads of 4, T = k", mk_rope, ap_rope},
+    {TG_OP_SWIGLU, "swiglu [3,2k] -> [3,k]", mk_swiglu, ap_swiglu},
 };
 enum { N_CASES = sizeof CASES / sizeof *CASES };
 
