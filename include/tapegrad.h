@@ -115,13 +115,35 @@ tg_status tg_backward(tg_tape *t, tg_tensor *loss);
 
 /* ---- ops: forward runs now, backward is recorded on the tape ----------- */
 
-/* a + b. b has a's shape, or a's trailing dimensions (a bias row [C] added
- * to every row, a [T,C] table added for every batch entry). */
-tg_tensor *tg_add(tg_tape *t, tg_tensor *a, tg_tensor *b);
-/* a * b elementwise, same shape. */
-tg_tensor *tg_mul(tg_tape *t, tg_tensor *a, tg_tensor *b);
+/* Binary elementwise ops broadcast as NumPy does: shapes aligned at the
+ * last dimension, each pair of dimensions equal or one of them 1 (missing
+ * leading dimensions count as 1); the output takes the larger of each pair,
+ * and the gradient of a stretched input is summed over the stretch. A bias
+ * row [C] added to [N, C] and a [T, C] table added to [B, T, C] are the fast
+ * cases, as is an equal shape. */
+tg_tensor *tg_add(tg_tape *t, tg_tensor *a, tg_tensor *b); /* a + b */
+tg_tensor *tg_sub(tg_tape *t, tg_tensor *a, tg_tensor *b); /* a - b */
+tg_tensor *tg_mul(tg_tape *t, tg_tensor *a, tg_tensor *b); /* a * b */
+tg_tensor *tg_div(tg_tape *t, tg_tensor *a, tg_tensor *b); /* a / b */
 /* c * x for a constant c. */
 tg_tensor *tg_scale(tg_tape *t, tg_tensor *x, float c);
+/* Elementwise functions, same shape out. A value outside a function's domain
+ * gives what C's libm gives (log of a negative number is NaN). At a kink the
+ * gradient is PyTorch's: relu and abs take 0 at 0, clamp passes it where
+ * lo <= x <= hi. */
+tg_tensor *tg_neg(tg_tape *t, tg_tensor *x);            /* -x (recorded as scale by -1) */
+tg_tensor *tg_exp(tg_tape *t, tg_tensor *x);            /* e^x */
+tg_tensor *tg_log(tg_tape *t, tg_tensor *x);            /* natural log */
+tg_tensor *tg_sqrt(tg_tape *t, tg_tensor *x);
+tg_tensor *tg_pow(tg_tape *t, tg_tensor *x, float p);   /* x^p, p finite */
+tg_tensor *tg_abs(tg_tape *t, tg_tensor *x);
+tg_tensor *tg_tanh(tg_tape *t, tg_tensor *x);
+tg_tensor *tg_sigmoid(tg_tape *t, tg_tensor *x);        /* 1 / (1 + e^-x) */
+tg_tensor *tg_relu(tg_tape *t, tg_tensor *x);           /* max(x, 0) */
+tg_tensor *tg_silu(tg_tape *t, tg_tensor *x);           /* x sigmoid(x) */
+tg_tensor *tg_gelu_erf(tg_tape *t, tg_tensor *x);       /* 0.5 x (1 + erf(x / sqrt 2)), PyTorch's default GELU */
+/* min(max(x, lo), hi); lo <= hi, either may be infinite (one-sided). */
+tg_tensor *tg_clamp(tg_tape *t, tg_tensor *x, float lo, float hi);
 /* op(a) @ op(b), op = transpose when the flag is set. a may have leading
  * batch dimensions when not transposed: [..., K] @ [K, N] -> [..., N]. */
 tg_tensor *tg_matmul(tg_tape *t, tg_tensor *a, tg_tensor *b, bool trans_a, bool trans_b);

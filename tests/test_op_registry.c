@@ -9,7 +9,10 @@
  * shape (a plain sum would hide errors that cancel), with the four-point
  * stencil at 2e-2 relative (a wrong formula gives O(1)).
  *
- * Adding an op: its make/apply pair and a line in CASES. */
+ * Inputs that the stencil (steps up to 0.06 max(1,|x|)) must not carry
+ * across a kink or out of a function's domain are moved away from it by the
+ * case (avoid(), positive()). Adding an op: its make/apply pair and a line
+ * in CASES. */
 #include "test_util.h"
 #include "tapegrad_internal.h"
 
@@ -50,12 +53,80 @@ static void set(rin *in, tg_tensor *a, tg_tensor *b, tg_tensor *c)
     in->n = c ? 3 : b ? 2 : 1;
 }
 
+/* Every x within gap of point moved to point +- gap: no kink within reach. */
+static void avoid(tg_tensor *x, float point, float gap)
+{
+    for (size_t i = 0; i < x->size; i++)
+        if (fabsf(x->data[i] - point) < gap)
+            x->data[i] = x->data[i] < point ? point - gap : point + gap;
+}
+
+static void positive(tg_tensor *x, float lo)
+{
+    for (size_t i = 0; i < x->size; i++)
+        x->data[i] = lo + fabsf(x->data[i]);
+}
+
 /* ---- elementwise --------------------------------------------------------- */
 
 static void mk_same2(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k), PAR(r, 1.0f, 3, k), NULL); }
 static void mk_row(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k), PAR(r, 1.0f, k), NULL); }
 static void mk_table(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 2, k, 5), PAR(r, 1.0f, k, 5), NULL); }
 static void mk_one(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k), NULL, NULL); }
+
+/* NumPy broadcasting: [k] with [3,k] (a stretched), and [3,1,k] with [4,1]
+ * giving [3,4,k] (both stretched, neither the other's trailing shape). */
+static void mk_a_row(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, k), PAR(r, 1.0f, 3, k), NULL); }
+static void mk_general(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, 1, k), PAR(r, 1.0f, 4, 1), NULL); }
+
+/* Denominators at least 0.5 from 0, for div. */
+static void mk_div(rin *in, tg_rng *r, int k)
+{
+    mk_same2(in, r, k);
+    avoid(P1, 0.0f, 0.5f);
+}
+
+static void mk_div_general(rin *in, tg_rng *r, int k)
+{
+    mk_general(in, r, k);
+    avoid(P1, 0.0f, 0.5f);
+}
+
+static void mk_positive(rin *in, tg_rng *r, int k)
+{
+    mk_one(in, r, k);
+    positive(P0, 0.5f);
+}
+
+static void mk_off_zero(rin *in, tg_rng *r, int k)
+{
+    mk_one(in, r, k);
+    avoid(P0, 0.0f, 0.1f);
+}
+
+/* Clamp to [-0.5, 0.8], x kept 0.1 from both bounds. */
+static void mk_clamp(rin *in, tg_rng *r, int k)
+{
+    mk_one(in, r, k);
+    avoid(P0, -0.5f, 0.1f);
+    avoid(P0, 0.8f, 0.1f);
+}
+
+static tg_tensor *ap_sub(tg_tape *t, rin *in) { return tg_sub(t, P0, P1); }
+static tg_tensor *ap_div(tg_tape *t, rin *in) { return tg_div(t, P0, P1); }
+static tg_tensor *ap_neg(tg_tape *t, rin *in) { return tg_neg(t, P0); }
+static tg_tensor *ap_exp(tg_tape *t, rin *in) { return tg_exp(t, P0); }
+static tg_tensor *ap_log(tg_tape *t, rin *in) { return tg_log(t, P0); }
+static tg_tensor *ap_sqrt(tg_tape *t, rin *in) { return tg_sqrt(t, P0); }
+static tg_tensor *ap_pow3(tg_tape *t, rin *in) { return tg_pow(t, P0, 3.0f); }
+static tg_tensor *ap_pow_frac(tg_tape *t, rin *in) { return tg_pow(t, P0, -1.5f); }
+static tg_tensor *ap_abs(tg_tape *t, rin *in) { return tg_abs(t, P0); }
+static tg_tensor *ap_tanh(tg_tape *t, rin *in) { return tg_tanh(t, P0); }
+static tg_tensor *ap_sigmoid(tg_tape *t, rin *in) { return tg_sigmoid(t, P0); }
+static tg_tensor *ap_relu(tg_tape *t, rin *in) { return tg_relu(t, P0); }
+static tg_tensor *ap_silu(tg_tape *t, rin *in) { return tg_silu(t, P0); }
+static tg_tensor *ap_gelu_erf(tg_tape *t, rin *in) { return tg_gelu_erf(t, P0); }
+static tg_tensor *ap_clamp(tg_tape *t, rin *in) { return tg_clamp(t, P0, -0.5f, 0.8f); }
 
 static tg_tensor *ap_add(tg_tape *t, rin *in) { return tg_add(t, P0, P1); }
 static tg_tensor *ap_mul(tg_tape *t, rin *in) { return tg_mul(t, P0, P1); }
@@ -152,7 +223,31 @@ static const rcase CASES[] = {
     {TG_OP_ADD, "add same shape", mk_same2, ap_add},
     {TG_OP_ADD, "add bias row [k]", mk_row, ap_add},
     {TG_OP_ADD, "add table [k,5] to [2,k,5]", mk_table, ap_add},
+    {TG_OP_ADD, "add [k] + [3,k]", mk_a_row, ap_add},
+    {TG_OP_ADD, "add [3,1,k] + [4,1]", mk_general, ap_add},
+    {TG_OP_SUB, "sub same shape", mk_same2, ap_sub},
+    {TG_OP_SUB, "sub [3,k] - [k]", mk_row, ap_sub},
+    {TG_OP_SUB, "sub [k] - [3,k]", mk_a_row, ap_sub},
+    {TG_OP_SUB, "sub [3,1,k] - [4,1]", mk_general, ap_sub},
     {TG_OP_MUL, "mul same shape", mk_same2, ap_mul},
+    {TG_OP_MUL, "mul [3,k] * [k]", mk_row, ap_mul},
+    {TG_OP_MUL, "mul [k] * [3,k]", mk_a_row, ap_mul},
+    {TG_OP_MUL, "mul [3,1,k] * [4,1]", mk_general, ap_mul},
+    {TG_OP_DIV, "div same shape", mk_div, ap_div},
+    {TG_OP_DIV, "div [3,1,k] / [4,1]", mk_div_general, ap_div},
+    {TG_OP_SCALE, "neg", mk_one, ap_neg},
+    {TG_OP_EXP, "exp", mk_one, ap_exp},
+    {TG_OP_LOG, "log of x >= 0.5", mk_positive, ap_log},
+    {TG_OP_SQRT, "sqrt of x >= 0.5", mk_positive, ap_sqrt},
+    {TG_OP_POW, "pow 3", mk_one, ap_pow3},
+    {TG_OP_POW, "pow -1.5 of x >= 0.5", mk_positive, ap_pow_frac},
+    {TG_OP_ABS, "abs, |x| >= 0.1", mk_off_zero, ap_abs},
+    {TG_OP_TANH, "tanh", mk_gelu, ap_tanh},
+    {TG_OP_SIGMOID, "sigmoid", mk_gelu, ap_sigmoid},
+    {TG_OP_RELU, "relu, |x| >= 0.1", mk_off_zero, ap_relu},
+    {TG_OP_SILU, "silu", mk_gelu, ap_silu},
+    {TG_OP_GELU_ERF, "gelu (erf)", mk_gelu, ap_gelu_erf},
+    {TG_OP_CLAMP, "clamp [-0.5, 0.8]", mk_clamp, ap_clamp},
     {TG_OP_SCALE, "scale -1.7", mk_one, ap_scale},
     {TG_OP_MATMUL, "matmul", mk_mm, ap_mm},
     {TG_OP_MATMUL, "matmul a^T", mk_mm_ta, ap_mm_ta},

@@ -171,7 +171,7 @@ static void softmax_row(const attn_dims *a, float *row, float *p, int t)
     const int n = padded(t + 1);
     float m = row_max(row, t + 1);
     for (int s = 0; s < n; s++)
-        row[s] = tg_exp(row[s] - m);
+        row[s] = tg_vexp(row[s] - m);
     float inv = 1.0f / tg_vsum(row, t + 1);
     for (int s = 0; s <= t; s++)
         p[s] = row[s] * inv;

@@ -23,6 +23,19 @@
     X(CROSS_ENTROPY, cross_entropy)    \
     X(RESHAPE, reshape)                \
     X(ROPE, rope)                      \
-    X(SWIGLU, swiglu)
+    X(SWIGLU, swiglu)                  \
+    X(SUB, sub)                        \
+    X(DIV, div)                        \
+    X(EXP, exp)                        \
+    X(LOG, log)                        \
+    X(SQRT, sqrt)                      \
+    X(POW, pow)                        \
+    X(ABS, abs)                        \
+    X(TANH, tanh)                      \
+    X(SIGMOID, sigmoid)                \
+    X(RELU, relu)                      \
+    X(SILU, silu)                      \
+    X(GELU_ERF, gelu_erf)              \
+    X(CLAMP, clamp)
 
 #endif

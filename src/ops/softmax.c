@@ -66,7 +66,7 @@ static void softmax_row(tg_node *n, long r)
     float *y = n->out->data + r * c;
     float m = row_max(x, c);
     for (int j = 0; j < c; j++)
-        y[j] = tg_exp(x[j] - m);
+        y[j] = tg_vexp(x[j] - m);
     float inv = 1.0f / tg_vsum(y, c);
     for (int j = 0; j < c; j++)
         y[j] *= inv;
@@ -102,9 +102,9 @@ static float sum_exp(const float *x, float m, int c)
     int j = 0;
     for (; j + TG_LANES <= c; j += TG_LANES)
         for (int l = 0; l < TG_LANES; l++)
-            acc[l] += tg_exp(x[j + l] - m);
+            acc[l] += tg_vexp(x[j + l] - m);
     for (; j < c; j++)
-        s += tg_exp(x[j] - m);
+        s += tg_vexp(x[j] - m);
     for (int l = 0; l < TG_LANES; l++)
         s += acc[l];
     return s;
@@ -182,7 +182,7 @@ static void ce_back_row(tg_node *n, long r)
     const float *x = lt->data + r * c;
     float *dx = lt->grad + r * c, m = stats[2 * r], logsum = stats[2 * r + 1];
     for (int j = 0; j < c; j++)
-        dx[j] += g * tg_exp((x[j] - m) - logsum);
+        dx[j] += g * tg_vexp((x[j] - m) - logsum);
     dx[target[r]] -= g;
 }
 ROW_CHUNK(ce_back_chunk, ce_back_row)

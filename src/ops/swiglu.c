@@ -32,14 +32,14 @@ tg_tensor *tg_swiglu(tg_tape *t, tg_tensor *h)
 static void forward_row(const float *restrict a, const float *restrict b, float *restrict y, int half)
 {
     for (int j = 0; j < half; j++)
-        y[j] = a[j] / (1.0f + tg_exp(-a[j])) * b[j];
+        y[j] = a[j] / (1.0f + tg_vexp(-a[j])) * b[j];
 }
 
 static void backward_row(const float *restrict a, const float *restrict b, const float *restrict dy,
                          float *restrict da, float *restrict db, int half)
 {
     for (int j = 0; j < half; j++) {
-        float sg = 1.0f / (1.0f + tg_exp(-a[j])), silu = a[j] * sg;
+        float sg = 1.0f / (1.0f + tg_vexp(-a[j])), silu = a[j] * sg;
         da[j] += dy[j] * b[j] * sg * (1.0f + a[j] * (1.0f - sg));
         db[j] += dy[j] * silu;
     }

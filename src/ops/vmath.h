@@ -3,12 +3,12 @@
  * a third of the training time. These are branch-free (selects and clamps
  * only), so a loop that calls them compiles to straight vector code.
  *
- * tg_exp:  x = n ln2 + r with |r| <= ln2/2 (ln2 split in two parts so the
+ * tg_vexp:  x = n ln2 + r with |r| <= ln2/2 (ln2 split in two parts so the
  *          reduction is exact), exp(r) by its Taylor series to r^7
  *          (truncation below 2e-9), then 2^n placed in the exponent bits.
  *          Relative error within 2e-7 of expf on [-87, 88] (tested); the
  *          input is clamped there, so it never returns inf or a subnormal.
- * tg_tanh: (e - 1) / (e + 1) with e = exp(2u) for |u| >= 0.25, and below
+ * tg_vtanh: (e - 1) / (e + 1) with e = exp(2u) for |u| >= 0.25, and below
  *          that the odd Taylor series to u^9 (error below 1e-9), which avoids
  *          the cancellation of e - 1 near 0. Absolute error within 2e-7. */
 #ifndef TG_VMATH_H
@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float tg_exp(float x)
+static inline float tg_vexp(float x)
 {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     /* Adding and taking away 1.5 * 2^23 rounds to an integer in the FPU's
@@ -38,10 +38,10 @@ static inline float tg_exp(float x)
     return p * scale;
 }
 
-static inline float tg_tanh(float u)
+static inline float tg_vtanh(float u)
 {
     float c = u < -9.0f ? -9.0f : u > 9.0f ? 9.0f : u;
-    float e = tg_exp(2.0f * c);
+    float e = tg_vexp(2.0f * c);
     float big = (e - 1.0f) / (e + 1.0f);
     float u2 = u * u;
     float s = 62.0f / 2835.0f;

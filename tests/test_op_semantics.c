@@ -1,0 +1,211 @@
+/* What the ops compute, beyond their gradients (the registry checks those):
+ * forward values against double-precision references written from the
+ * definitions, the conventions at kinks and ties, and the errors on bad
+ * shapes and arguments. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static tg_tensor *filled(tg_tape *t, const int *shape, int ndim, float start, float step)
+{
+    tg_tensor *x = tg_tape_tensor(t, ndim, shape);
+    assert_non_null(x);
+    for (size_t i = 0; i < x->size; i++)
+        x->data[i] = start + step * (float)i;
+    return x;
+}
+
+#define TENSOR(t, start, step, ...) filled(t, TU_SHAPE(__VA_ARGS__), start, step)
+
+static void expect_error(tg_tape *t, tg_status s, const char *a, const char *b)
+{
+    assert_int_equal(tg_tape_status(t), s);
+    const char *msg = tg_tape_error(t);
+    if (!strstr(msg, a) || (b && !strstr(msg, b)))
+        fail_msg("message \"%s\" does not name \"%s\"%s%s", msg, a, b ? " and " : "", b ? b : "");
+    tg_tape_reset(t);
+}
+
+/* Broadcast forward values of all four binary ops, against the output
+ * element's coordinates mapped back into each input by hand. */
+static void test_broadcast_values(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *a = TENSOR(t, 1.0f, 0.5f, 3, 1, 5); /* [3,1,5] */
+    tg_tensor *b = TENSOR(t, 2.0f, 0.25f, 4, 1);   /* [4,1] */
+    tg_tensor *y[4] = {tg_add(t, a, b), tg_sub(t, a, b), tg_mul(t, a, b), tg_div(t, a, b)};
+    assert_int_equal(tg_tape_status(t), TG_OK);
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(y[k]->ndim, 3);
+        assert_int_equal(y[k]->shape[0], 3);
+        assert_int_equal(y[k]->shape[1], 4);
+        assert_int_equal(y[k]->shape[2], 5);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < 5; l++) {
+                    double av = a->data[i * 5 + l], bv = b->data[j];
+                    double want = k == 0 ? av + bv : k == 1 ? av - bv : k == 2 ? av * bv : av / bv;
+                    assert_float_equal(y[k]->data[(i * 4 + j) * 5 + l], want, 1e-6 * fabs(want));
+                }
+    }
+    /* a stretched on the left: [5] - [2,5] */
+    tg_tensor *row = TENSOR(t, 0.0f, 1.0f, 5), *m = TENSOR(t, 10.0f, 1.0f, 2, 5);
+    tg_tensor *d = tg_sub(t, row, m);
+    assert_int_equal(d->shape[0], 2);
+    for (int i = 0; i < 10; i++)
+        assert_float_equal(d->data[i], (float)(i % 5) - (10.0f + (float)i), 0.0f);
+    tg_tape_free(t);
+}
+
+/* Gradients summed over the stretched dimensions: for y = a * b with a
+ * [2,1,3] and b [4,1] and dy = 1, da[i,0,l] = sum over j of b[j] and db[j] =
+ * sum over i, l of a[i,0,l]. */
+static void test_broadcast_reduces_gradient(void **s)
+{
+    (void)s;
+    int sa[] = {2, 1, 3}, sb[] = {4, 1};
+    tg_tensor *a = tg_param_new(3, sa, "a"), *b = tg_param_new(2, sb, "b");
+    for (int i = 0; i < 6; i++)
+        a->data[i] = (float)(i + 1);
+    for (int j = 0; j < 4; j++)
+        b->data[j] = 0.5f * (float)(j + 1);
+    tg_tape *t = tg_tape_new(0);
+    assert_int_equal(tg_backward(t, tg_sum(t, tg_mul(t, a, b))), TG_OK);
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(a->grad[i], 0.5f + 1.0f + 1.5f + 2.0f, 0.0f);
+    for (int j = 0; j < 4; j++)
+        assert_float_equal(b->grad[j], 21.0f, 0.0f);
+    tg_tape_free(t);
+    tg_param_free(a);
+    tg_param_free(b);
+}
+
+static void test_broadcast_errors(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *a = TENSOR(t, 0, 1, 3, 4), *b = TENSOR(t, 0, 1, 3);
+    assert_null(tg_add(t, a, b));
+    expect_error(t, TG_ERR_SHAPE, "tg_add", "a is [3,4], b is [3]");
+    a = TENSOR(t, 0, 1, 2, 3, 4);
+    b = TENSOR(t, 0, 1, 3, 3, 4);
+    assert_null(tg_div(t, a, b));
+    expect_error(t, TG_ERR_SHAPE, "tg_div", "a is [2,3,4], b is [3,3,4]");
+    a = TENSOR(t, 0, 1, 2);
+    assert_null(tg_mul(t, a, NULL));
+    expect_error(t, TG_ERR_ARG, "tg_mul", "NULL");
+    tg_tape_free(t);
+}
+
+/* Each unary op at a few points against libm in double. */
+static void test_unary_values(void **s)
+{
+    (void)s;
+    static const float xs[] = {-3.0f, -1.0f, -0.25f, 0.0f, 0.5f, 2.0f, 9.0f};
+    enum { N = sizeof xs / sizeof *xs };
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *x = tg_tape_tensor(t, 1, (int[]){N});
+    memcpy(x->data, xs, sizeof xs);
+    tg_tensor *y[] = {tg_neg(t, x), tg_abs(t, x), tg_tanh(t, x), tg_sigmoid(t, x), tg_relu(t, x),
+                      tg_silu(t, x), tg_gelu_erf(t, x), tg_clamp(t, x, -0.5f, 1.0f), tg_exp(t, x),
+                      tg_pow(t, x, 3.0f)};
+    assert_int_equal(tg_tape_status(t), TG_OK);
+    for (int i = 0; i < N; i++) {
+        double v = xs[i], sig = 1.0 / (1.0 + exp(-v));
+        double want[] = {-v, fabs(v), tanh(v), sig, v > 0 ? v : 0, v * sig, 0.5 * v * (1 + erf(v / sqrt(2.0))),
+                         fmin(fmax(v, -0.5), 1.0), exp(v), v * v * v};
+        for (size_t k = 0; k < sizeof y / sizeof *y; k++)
+            if (fabs(y[k]->data[i] - want[k]) > 2e-6 * fmax(1.0, fabs(want[k])))
+                fail_msg("op %zu at x = %g: %.9g, want %.9g", k, v, (double)y[k]->data[i], want[k]);
+    }
+    tg_tape_free(t);
+}
+
+/* log and sqrt on positive inputs; sigmoid at +-100 stays finite and exact
+ * at its limits; a NaN stays NaN through relu and clamp. */
+static void test_unary_edges(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *p = tg_tape_tensor(t, 1, (int[]){3});
+    p->data[0] = 0.25f;
+    p->data[1] = 1.0f;
+    p->data[2] = 100.0f;
+    tg_tensor *l = tg_log(t, p), *r = tg_sqrt(t, p);
+    for (int i = 0; i < 3; i++) {
+        assert_float_equal(l->data[i], log(p->data[i]), 1e-6);
+        assert_float_equal(r->data[i], sqrt(p->data[i]), 1e-6);
+    }
+    tg_tensor *big = tg_tape_tensor(t, 1, (int[]){3});
+    big->data[0] = -100.0f;
+    big->data[1] = 100.0f;
+    big->data[2] = NAN;
+    tg_tensor *sg = tg_sigmoid(t, big), *re = tg_relu(t, big), *cl = tg_clamp(t, big, -1.0f, 1.0f);
+    assert_true(sg->data[0] >= 0.0f && sg->data[0] < 1e-40f);
+    assert_float_equal(sg->data[1], 1.0f, 0.0f);
+    assert_true(isnan(re->data[2]) && isnan(cl->data[2]));
+    assert_float_equal(re->data[0], 0.0f, 0.0f);
+    assert_float_equal(cl->data[0], -1.0f, 0.0f);
+    assert_float_equal(cl->data[1], 1.0f, 0.0f);
+    tg_tape_free(t);
+}
+
+/* The gradient at the kinks is PyTorch's: relu'(0) = abs'(0) = 0, clamp
+ * passes it at its bounds. */
+static void test_kink_gradients(void **s)
+{
+    (void)s;
+    tg_tensor *x = tg_param_new(1, (int[]){3}, "x");
+    x->data[0] = 0.0f;
+    x->data[1] = -0.5f;
+    x->data[2] = 1.0f;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *loss = tg_sum(t, tg_add(t, tg_add(t, tg_relu(t, x), tg_abs(t, x)),
+                                       tg_scale(t, tg_clamp(t, x, -0.5f, 1.0f), 10.0f)));
+    assert_int_equal(tg_backward(t, loss), TG_OK);
+    assert_float_equal(x->grad[0], 0.0f + 0.0f + 10.0f, 0.0f);
+    assert_float_equal(x->grad[1], 0.0f - 1.0f + 10.0f, 0.0f);
+    assert_float_equal(x->grad[2], 1.0f + 1.0f + 10.0f, 0.0f);
+    tg_tape_free(t);
+    tg_param_free(x);
+}
+
+static void test_unary_errors(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *x = TENSOR(t, 0, 1, 4);
+    assert_null(tg_clamp(t, x, 1.0f, -1.0f));
+    expect_error(t, TG_ERR_ARG, "tg_clamp", "lo 1, hi -1");
+    x = TENSOR(t, 0, 1, 4);
+    assert_null(tg_clamp(t, x, NAN, 1.0f));
+    expect_error(t, TG_ERR_ARG, "tg_clamp", NULL);
+    x = TENSOR(t, 0, 1, 4);
+    assert_null(tg_pow(t, x, INFINITY));
+    expect_error(t, TG_ERR_ARG, "tg_pow", "exponent");
+    assert_null(tg_exp(t, NULL));
+    expect_error(t, TG_ERR_ARG, "tg_exp", "NULL");
+    /* one-sided clamps are fine (x anew: the resets rewound the arena) */
+    x = TENSOR(t, 0, 1, 4);
+    assert_non_null(tg_clamp(t, x, 0.0f, INFINITY));
+    assert_non_null(tg_clamp(t, x, -INFINITY, 0.0f));
+    tg_tape_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_broadcast_values),
+        cmocka_unit_test(test_broadcast_reduces_gradient),
+        cmocka_unit_test(test_broadcast_errors),
+        cmocka_unit_test(test_unary_values),
+        cmocka_unit_test(test_unary_edges),
+        cmocka_unit_test(test_kink_gradients),
+        cmocka_unit_test(test_unary_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
