@@ -225,6 +225,23 @@ typedef struct tg_gpt {
     int *positions;  /* 0 .. ctx-1, fed to the position embedding */
 } tg_gpt;
 
+/* Upper bounds tg_gpt_new accepts: they keep every shape and count inside
+ * int and size_t, so a configuration read from a file cannot overflow. */
+#define TG_GPT_MAX_VOCAB (1 << 24)
+#define TG_GPT_MAX_CTX (1 << 20)
+#define TG_GPT_MAX_LAYERS (1 << 12)
+#define TG_GPT_MAX_DIM (1 << 16)
+
+/* The check tg_gpt_new makes: every size in [1, its TG_GPT_MAX_*], heads
+ * dividing dim, a known norm, residual_scale finite and >= 0 (0 or 1 for
+ * TG_REZERO). TG_ERR_ARG with a message naming the values otherwise. */
+tg_status tg_gpt_config_check(const tg_gpt_config *cfg, char *err, size_t errlen);
+/* The number of parameters a model of cfg has (-1 for a bad cfg), and
+ * parameter i's name and shape, as tg_gpt_new would make them, without
+ * allocating anything; false for a bad cfg or i, or a NULL output. */
+int tg_gpt_config_params(const tg_gpt_config *cfg);
+bool tg_gpt_config_param(const tg_gpt_config *cfg, int i, char *name, size_t len, int *ndim, int *shape);
+
 /* Checks cfg (message in err on failure) and initialises the weights from
  * seed: normal(0, 0.02), residual output projections normal(0, 0.02 /
  * sqrt(2 * layers)), biases 0, LayerNorm gamma 1 and beta 0, ReZero gates 0.
@@ -373,11 +390,15 @@ tg_adamw *tg_adamw_new(tg_tensor *const *params, int n, float beta1, float beta2
                        float weight_decay);
 void tg_adamw_step(tg_adamw *o, float lr);
 void tg_adamw_free(tg_adamw *o);
-/* State, for checkpoints: steps taken, and the moments of parameter i. */
+/* State, for checkpoints: steps taken, the parameters it updates (their
+ * count, and parameter i), and the moments of parameter i (NULL when i is
+ * out of range or o is NULL). */
 long tg_adamw_steps(const tg_adamw *o);
 void tg_adamw_set_steps(tg_adamw *o, long steps);
-float *tg_adamw_m(tg_adamw *o, int i);
-float *tg_adamw_v(tg_adamw *o, int i);
+int tg_adamw_count(const tg_adamw *o);
+tg_tensor *tg_adamw_param(const tg_adamw *o, int i);
+float *tg_adamw_m(const tg_adamw *o, int i);
+float *tg_adamw_v(const tg_adamw *o, int i);
 
 /* Scales all gradients so their global L2 norm is at most max_norm (when
  * max_norm > 0); returns the norm before clipping. */
@@ -400,9 +421,12 @@ typedef struct tg_st_tensor {
 } tg_st_tensor;
 
 /* Writes the tensors (in this order) and the string pairs meta_keys[i] ->
- * meta_values[i] under "__metadata__" to path + ".tmp", flushes it and
- * renames it over path, so a crash never leaves half a file. On failure
- * returns TG_ERR_IO with a message naming the file in err. */
+ * meta_values[i] under "__metadata__" to a new temporary file next to path
+ * (path + ".tmp-" + 6 random characters, made by mkstemp, so two writers
+ * never share one), flushes it to disk and renames it over path, so a crash
+ * never leaves half a file; the temporary file is removed on any failure.
+ * TG_ERR_ARG for bad arguments, TG_ERR_IO (path untouched) when the file
+ * cannot be written, each with a message naming the file in err. */
 tg_status tg_safetensors_write(const char *path, const tg_st_tensor *tensors, int n,
                                const char *const *meta_keys, const char *const *meta_values,
                                int n_meta, char *err, size_t errlen);
@@ -419,6 +443,87 @@ const tg_st_tensor *tg_safetensors_find(const tg_st_file *f, const char *name);
 const tg_st_tensor *tg_safetensors_at(const tg_st_file *f, int i);
 /* A "__metadata__" value, NULL when absent. */
 const char *tg_safetensors_meta(const tg_st_file *f, const char *key);
+
+/* ---- numbers from text (src/io/numbers.c) ---------------------------------
+ * Strict parsers for values read from flags or files: the whole string must
+ * be the number, with no leading space or sign other than '-' (never for
+ * u64), no trailing text; anything else, or a value out of range, gives
+ * false and leaves *out alone. */
+
+/* A decimal integer in [lo, hi] ("2.5", "1e3" and "0x10" are not integers). */
+bool tg_parse_int(const char *s, long long lo, long long hi, long long *out);
+/* A decimal integer in [0, 2^64 - 1], exact above 2^53. */
+bool tg_parse_u64(const char *s, uint64_t *out);
+/* A finite number in [lo, hi] (strtod's syntax: "1e-3", "0.5"; not "nan",
+ * "inf" or hex), rounded to float; false when the float is not finite. */
+bool tg_parse_float(const char *s, double lo, double hi, float *out);
+
+/* ---- checkpoints (src/io/checkpoint.c) -------------------------------------
+ * A GPT checkpoint is a safetensors file holding every parameter under its
+ * nanoGPT name and, optionally, AdamW's moments as "optim.m.<name>" and
+ * "optim.v.<name>". Its "__metadata__" (strings) holds the model
+ * configuration: vocab, ctx, layers, heads, dim (decimal integers), norm
+ * ("pre", "post", "deepnorm" or "rezero"), residual_scale (a float written
+ * with 9 significant digits, which round-trips); with moments, optim_steps
+ * (AdamW's step count); then whatever pairs the caller added. Nothing read
+ * from a file is trusted: tg_checkpoint_open checks every number, the
+ * configuration and every tensor's shape before anything is allocated from
+ * them, and values are checked to be finite when they are copied out. */
+
+/* "pre", "post", "deepnorm", "rezero" for a norm; NULL for another value. */
+const char *tg_norm_name(tg_norm_place norm);
+/* The norm named s; false (and *norm unchanged) for any other string. */
+bool tg_norm_parse(const char *s, tg_norm_place *norm);
+
+/* Writes m (and opt's moments and step count when opt is not NULL; opt must
+ * update m's parameters in m's order), the configuration and the caller's
+ * pairs (keys must differ from the library's) atomically, as
+ * tg_safetensors_write. A parameter or moment that is not finite is an
+ * error naming the tensor, and nothing is written: a checkpoint never holds
+ * a NaN. TG_ERR_ARG for NULL or mismatched arguments, TG_ERR_IO when the
+ * file cannot be written. */
+tg_status tg_gpt_save(const char *path, const tg_gpt *m, const tg_adamw *opt, const char *const *meta_keys,
+                      const char *const *meta_values, int n_meta, char *err, size_t errlen);
+
+/* An open, checked checkpoint. tg_checkpoint_open reads path whole and
+ * checks it: the configuration (integers strictly parsed, within
+ * tg_gpt_config_check's bounds), exactly the parameters that configuration
+ * has, each F32 of the right shape, and either no moments or both moments
+ * of every parameter plus optim_steps; no other tensor. NULL with a message
+ * naming the file and what is wrong (missing, not a regular file,
+ * truncated, corrupt, a key and its value, a tensor and its shape). */
+typedef struct tg_checkpoint tg_checkpoint;
+tg_checkpoint *tg_checkpoint_open(const char *path, char *err, size_t errlen);
+void tg_checkpoint_close(tg_checkpoint *c);
+/* The model configuration (residual_scale as stored); NULL when c is NULL. */
+const tg_gpt_config *tg_checkpoint_config(const tg_checkpoint *c);
+/* A metadata value as stored, NULL when absent (or c or key is NULL). */
+const char *tg_checkpoint_meta(const tg_checkpoint *c, const char *key);
+/* A metadata value parsed with tg_parse_int / tg_parse_u64 / tg_parse_float.
+ * TG_ERR_FORMAT when the key is absent or its value is not such a number in
+ * range (the message names the file, the key and the value), TG_ERR_ARG for
+ * NULL arguments; *out is written only on TG_OK. */
+tg_status tg_checkpoint_meta_int(const tg_checkpoint *c, const char *key, long long lo, long long hi,
+                                 long long *out, char *err, size_t errlen);
+tg_status tg_checkpoint_meta_u64(const tg_checkpoint *c, const char *key, uint64_t *out, char *err,
+                                 size_t errlen);
+tg_status tg_checkpoint_meta_float(const tg_checkpoint *c, const char *key, double lo, double hi, float *out,
+                                   char *err, size_t errlen);
+/* A new model of the checkpoint's configuration holding its parameters.
+ * NULL with a message when a value is not finite (naming the tensor and the
+ * index) or memory runs out. */
+tg_gpt *tg_checkpoint_model(const tg_checkpoint *c, char *err, size_t errlen);
+/* Whether the file holds optimizer state. */
+bool tg_checkpoint_has_optimizer(const tg_checkpoint *c);
+/* Fills opt (made with tg_adamw_new over m's parameters, m of the
+ * checkpoint's configuration) with the moments and the step count. A moment
+ * that is not finite, or a negative second moment, is TG_ERR_FORMAT naming
+ * the tensor; a file without optimizer state, or an opt or m that does not
+ * match, is TG_ERR_ARG. opt is left unchanged on failure. */
+tg_status tg_checkpoint_optimizer(const tg_checkpoint *c, const tg_gpt *m, tg_adamw *opt, char *err,
+                                  size_t errlen);
+/* tg_checkpoint_open + tg_checkpoint_model + tg_checkpoint_close. */
+tg_gpt *tg_gpt_load(const char *path, char *err, size_t errlen);
 
 /* ---- gradient checking --------------------------------------------------- */
 

@@ -34,11 +34,19 @@ static bool exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* Whether a temporary file of path's (path.tmp-XXXXXX) was left behind. */
 static bool tmp_exists(const char *path)
 {
-    char t[PATH_MAX];
-    snprintf(t, sizeof t, "%s.tmp", path);
-    return exists(t);
+    const char *base = strrchr(path, '/') + 1;
+    char prefix[PATH_MAX];
+    snprintf(prefix, sizeof prefix, "%s.tmp-", base);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    bool found = false;
+    for (struct dirent *e; (e = readdir(d));)
+        found |= !strncmp(e->d_name, prefix, strlen(prefix));
+    closedir(d);
+    return found;
 }
 
 static unsigned char *slurp(const char *path, size_t *len)
@@ -628,6 +636,31 @@ static void test_rename_failure(void **s)
     assert_int_equal(rmdir(path), 0);
 }
 
+/* The written file gets the mode fopen would give it (mkstemp makes 0600),
+ * and reading a FIFO or a device is refused at once instead of blocking on
+ * it or reading it forever. */
+static void test_mode_and_special_files(void **s)
+{
+    (void)s;
+    mode_t old = umask(027);
+    const char *path = tmp_path("mode.safetensors");
+    write_small(path);
+    umask(old);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+
+    const char *fifo = tmp_path("fifo.safetensors");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *special[] = {fifo, "/dev/zero"};
+    for (int i = 0; i < 2; i++) {
+        err[0] = 0;
+        assert_null(tg_safetensors_read(special[i], err, sizeof err));
+        if (!strstr(err, special[i]) || !strstr(err, "not a regular file"))
+            fail_msg("unexpected message \"%s\"", err);
+    }
+}
+
 static void expect_write_arg_error(const tg_st_tensor *t, int n, const char *const *k, const char *const *v,
                                    int nm, const char *want)
 {
@@ -695,8 +728,7 @@ static int remove_dir(void **s)
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
-        size_t len = strlen(e->d_name);
-        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) {
+        if (strstr(e->d_name, ".tmp-")) {
             fprintf(stderr, "left behind: %s\n", e->d_name);
             leftovers++;
         }
@@ -726,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_failed_write_keeps_old),
         cmocka_unit_test(test_rename_failure),
         cmocka_unit_test(test_write_bad_args),
+        cmocka_unit_test(test_mode_and_special_files),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

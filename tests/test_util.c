@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 tg_tensor *tu_param(tg_rng *r, const int *shape, int ndim, float std)
 {
@@ -56,4 +57,60 @@ double tu_max_abs_diff(const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++)
         m = fmax(m, fabs((double)a[i] - (double)b[i]));
     return m;
+}
+
+void tu_st_rewrite(const char *src, const char *dst, const char *const *keys, int n_keys, tu_edit e)
+{
+    char err[512];
+    tg_st_file *f = tg_safetensors_read(src, err, sizeof err);
+    if (!f)
+        fail_msg("%s", err);
+    int n = tg_safetensors_count(f), k = 0, m = 0;
+    tg_st_tensor *t = calloc((size_t)n, sizeof *t);
+    const char **mk = calloc((size_t)n_keys + 1, sizeof *mk), **mv = calloc((size_t)n_keys + 1, sizeof *mv);
+    float *edited = NULL;
+    assert_true(t && mk && mv);
+    for (int i = 0; i < n; i++) {
+        tg_st_tensor x = *tg_safetensors_at(f, i);
+        if (e.tensor && !strcmp(x.name, e.tensor)) {
+            if (e.drop)
+                continue;
+            size_t old = tg_shape_size(x.ndim, x.shape);
+            if (e.rows > 0)
+                x.shape[0] = e.rows;
+            size_t now = tg_shape_size(x.ndim, x.shape);
+            edited = calloc(now ? now : 1, sizeof *edited);
+            assert_non_null(edited);
+            memcpy(edited, x.data, (old < now ? old : now) * sizeof *edited);
+            if (e.poke) {
+                assert_true(e.index < now);
+                edited[e.index] = e.number;
+            }
+            x.data = edited;
+        }
+        t[k++] = x;
+    }
+    bool seen = false;
+    for (int i = 0; i < n_keys; i++) {
+        const char *v = tg_safetensors_meta(f, keys[i]);
+        if (e.key && !strcmp(keys[i], e.key)) {
+            seen = true;
+            v = e.value;
+        }
+        if (v) {
+            mk[m] = keys[i];
+            mv[m++] = v;
+        }
+    }
+    if (e.key && !seen && e.value) {
+        mk[m] = e.key;
+        mv[m++] = e.value;
+    }
+    if (tg_safetensors_write(dst, t, k, mk, mv, m, err, sizeof err) != TG_OK)
+        fail_msg("%s", err);
+    free(edited);
+    free(t);
+    free(mk);
+    free(mv);
+    tg_safetensors_close(f);
 }

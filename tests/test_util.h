@@ -4,6 +4,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,5 +27,23 @@ float *tu_fixture(const char *name, size_t *n);
 
 /* Largest |a - b| over n elements. */
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
+
+/* One change for tu_st_rewrite: set metadata key to value (value NULL:
+ * drop the key), and/or change tensor: data[index] = number when poke, its
+ * first dimension to rows when rows > 0 (data cut or padded with zeros),
+ * or drop it. */
+typedef struct tu_edit {
+    const char *key, *value;
+    const char *tensor;
+    bool poke, drop;
+    size_t index;
+    float number;
+    int rows;
+} tu_edit;
+
+/* Copies the safetensors file src to dst with the edit applied. The reader
+ * cannot list metadata keys, so keys[0..n_keys) names those to carry over
+ * (absent ones are skipped). Fails the test when src cannot be read. */
+void tu_st_rewrite(const char *src, const char *dst, const char *const *keys, int n_keys, tu_edit e);
 
 #endif

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 /* "[2,3]" into buf (for messages). */
 static const char *shape_str(const uint64_t *dims, int ndim, char *buf, size_t len)
@@ -106,9 +108,16 @@ static bool load_body(reader *r, FILE *fp, uint64_t size)
 
 static bool load_file(reader *r, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return fail(r, "%s", strerror(errno));
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer; this
+     * way it opens at once and fstat refuses it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    FILE *fp = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!fp) {
+        fail(r, "%s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
     struct stat st;
     bool ok = false;
     if (fstat(fileno(fp), &st) != 0)

@@ -3,10 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The temporary file sits next to path (a rename cannot cross file
+ * systems) under a name no other writer can hold. */
+#define TMP_SUFFIX ".tmp-XXXXXX"
 
 /* ---- writer -------------------------------------------------------------- */
 
@@ -273,23 +278,38 @@ static void sync_parent_dir(const char *path)
     free(dir);
 }
 
-/* Writes everything to tmp, makes it durable, then renames it over path;
- * tmp is removed on any failure, so path keeps its old content. */
-static tg_status write_atomically(const char *path, const char *tmp, const strbuf *hdr,
-                                  const tg_st_tensor *t, int n, char *err, size_t errlen)
+/* The mode a file created with fopen would get: 0666 less the umask (read
+ * by setting it and putting it back; mkstemp itself creates 0600). */
+static mode_t creation_mode(void)
 {
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        set_err(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+    mode_t mask = umask(022);
+    umask(mask);
+    return 0666 & ~mask;
+}
+
+/* Writes everything to tmp (a fresh file mkstemp made, open as fd), makes it
+ * durable, then renames it over path; tmp is removed on any failure, so path
+ * keeps its old content. */
+static tg_status write_atomically(const char *path, char *tmp, const strbuf *hdr, const tg_st_tensor *t,
+                                  int n, char *err, size_t errlen)
+{
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        set_err(err, errlen, "%s: cannot create a temporary file %s: %s", path, tmp, strerror(errno));
         return TG_ERR_IO;
     }
+    FILE *fp = fdopen(fd, "wb");
     int e = 0;
+    if (!fp) {
+        e = errno;
+        close(fd);
+    }
     errno = 0;
-    if (!write_contents(fp, hdr, t, n))
+    if (!e && (fchmod(fd, creation_mode()) != 0 || !write_contents(fp, hdr, t, n)))
         e = errno ? errno : EIO;
-    else if (fflush(fp) != 0 || fsync(fileno(fp)) != 0)
+    else if (!e && (fflush(fp) != 0 || fsync(fileno(fp)) != 0))
         e = errno ? errno : EIO;
-    if (fclose(fp) != 0 && !e)
+    if (fp && fclose(fp) != 0 && !e)
         e = errno ? errno : EIO;
     if (!e && rename(tmp, path) != 0) {
         e = errno;
@@ -316,13 +336,13 @@ tg_status tg_safetensors_write(const char *path, const tg_st_tensor *tensors, in
     strbuf hdr = {0};
     build_header(&hdr, tensors, n, meta_keys, meta_values, n_meta);
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp");
+    char *tmp = malloc(plen + sizeof TMP_SUFFIX);
     if (hdr.oom || !tmp) {
         set_err(err, errlen, "%s: out of memory", path);
         s = TG_ERR_NOMEM;
     } else {
         memcpy(tmp, path, plen);
-        memcpy(tmp + plen, ".tmp", sizeof ".tmp");
+        memcpy(tmp + plen, TMP_SUFFIX, sizeof TMP_SUFFIX);
         s = write_atomically(path, tmp, &hdr, tensors, n, err, errlen);
     }
     free(tmp);

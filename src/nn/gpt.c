@@ -46,13 +46,18 @@ static const enum slot *block_layout(tg_norm_place norm) { return norm == TG_REZ
 float tg_deepnorm_alpha(int layers) { return layers < 1 ? 0.0f : powf(2.0f * (float)layers, 0.25f); }
 float tg_deepnorm_beta(int layers) { return layers < 1 ? 0.0f : powf(8.0f * (float)layers, -0.25f); }
 
-static bool check_config(const tg_gpt_config *c, char *err, size_t errlen)
+tg_status tg_gpt_config_check(const tg_gpt_config *c, char *err, size_t errlen)
 {
     const char *bad = NULL;
-    if (c->vocab < 1) bad = "vocab must be at least 1";
-    else if (c->ctx < 1) bad = "ctx must be at least 1";
-    else if (c->layers < 1) bad = "layers must be at least 1";
-    else if (c->dim < 1) bad = "dim must be at least 1";
+    if (!c) {
+        if (err && errlen)
+            snprintf(err, errlen, "tg_gpt_config_check: cfg is NULL");
+        return TG_ERR_ARG;
+    }
+    if (c->vocab < 1 || c->vocab > TG_GPT_MAX_VOCAB) bad = "vocab must be in [1, TG_GPT_MAX_VOCAB]";
+    else if (c->ctx < 1 || c->ctx > TG_GPT_MAX_CTX) bad = "ctx must be in [1, TG_GPT_MAX_CTX]";
+    else if (c->layers < 1 || c->layers > TG_GPT_MAX_LAYERS) bad = "layers must be in [1, TG_GPT_MAX_LAYERS]";
+    else if (c->dim < 1 || c->dim > TG_GPT_MAX_DIM) bad = "dim must be in [1, TG_GPT_MAX_DIM]";
     else if (c->heads < 1 || c->dim % c->heads) bad = "heads must divide dim";
     else if ((unsigned)c->norm > (unsigned)TG_REZERO) bad = "norm must be TG_PRE_LN, TG_POST_LN, TG_DEEPNORM or TG_REZERO";
     else if (!isfinite(c->residual_scale) || c->residual_scale < 0) bad = "residual_scale must be finite and >= 0";
@@ -61,38 +66,57 @@ static bool check_config(const tg_gpt_config *c, char *err, size_t errlen)
     if (bad && err && errlen)
         snprintf(err, errlen, "tg_gpt_new: %s (vocab %d, ctx %d, layers %d, heads %d, dim %d)", bad,
                  c->vocab, c->ctx, c->layers, c->heads, c->dim);
-    return !bad;
+    return bad ? TG_ERR_ARG : TG_OK;
 }
 
-/* cols 0: a vector of rows elements. */
-static tg_tensor *new_param(tg_gpt *m, int rows, int cols, const char *name)
+int tg_gpt_config_params(const tg_gpt_config *c)
 {
-    int shape[2] = {rows, cols};
-    tg_tensor *p = tg_param_new(cols ? 2 : 1, shape, name);
-    if (p)
-        m->params[m->n_params++] = p;
-    return p;
+    if (tg_gpt_config_check(c, NULL, 0) != TG_OK)
+        return -1;
+    return 2 + block_size(c->norm) * c->layers + 2;
 }
 
-/* Shapes in named_parameters() order; false when memory runs out. */
+bool tg_gpt_config_param(const tg_gpt_config *c, int i, char *name, size_t len, int *ndim, int *shape)
+{
+    int n = tg_gpt_config_params(c), d = c ? c->dim : 0, rows, cols;
+    if (n < 0 || i < 0 || i >= n || !name || !ndim || !shape)
+        return false;
+    if (i < 2 || i >= n - 2) {
+        static const char *const ends[4] = {"transformer.wte.weight", "transformer.wpe.weight",
+                                            "transformer.ln_f.weight", "transformer.ln_f.bias"};
+        int e = i < 2 ? i : i - n + 4;
+        snprintf(name, len, "%s", ends[e]);
+        rows = e == 0 ? c->vocab : e == 1 ? c->ctx : d;
+        cols = e < 2 ? d : 0;
+    } else {
+        const int shapes[N_SLOTS][2] = {{d, 0}, {d, 0}, {3 * d, d}, {3 * d, 0}, {d, d}, {d, 0}, {d, 0},
+                                        {d, 0}, {4 * d, d}, {4 * d, 0}, {d, 4 * d}, {d, 0}, {1, 0}, {1, 0}};
+        int size = block_size(c->norm), l = (i - 2) / size;
+        enum slot sl = block_layout(c->norm)[(i - 2) % size];
+        snprintf(name, len, "transformer.h.%d.%s", l, slot_names[sl]);
+        rows = shapes[sl][0];
+        cols = shapes[sl][1];
+    }
+    *ndim = cols ? 2 : 1;
+    shape[0] = rows;
+    shape[1] = cols;
+    return true;
+}
+
+/* Shapes in named_parameters() order, as tg_gpt_config_param lists them;
+ * false when memory runs out. */
 static bool alloc_params(tg_gpt *m)
 {
-    const tg_gpt_config *c = &m->cfg;
-    int d = c->dim;
+    int n = tg_gpt_config_params(&m->cfg), ndim, shape[TG_MAX_DIMS];
     char name[64];
-    if (!new_param(m, c->vocab, d, "transformer.wte.weight") || !new_param(m, c->ctx, d, "transformer.wpe.weight"))
-        return false;
-    const int shapes[N_SLOTS][2] = {{d, 0}, {d, 0}, {3 * d, d}, {3 * d, 0}, {d, d}, {d, 0}, {d, 0},
-                                    {d, 0}, {4 * d, d}, {4 * d, 0}, {d, 4 * d}, {d, 0}, {1, 0}, {1, 0}};
-    const enum slot *layout = block_layout(c->norm);
-    for (int l = 0; l < c->layers; l++)
-        for (int k = 0; k < block_size(c->norm); k++) {
-            enum slot sl = layout[k];
-            snprintf(name, sizeof name, "transformer.h.%d.%s", l, slot_names[sl]);
-            if (!new_param(m, shapes[sl][0], shapes[sl][1], name))
-                return false;
-        }
-    return new_param(m, d, 0, "transformer.ln_f.weight") && new_param(m, d, 0, "transformer.ln_f.bias");
+    for (int i = 0; i < n; i++) {
+        tg_gpt_config_param(&m->cfg, i, name, sizeof name, &ndim, shape);
+        tg_tensor *p = tg_param_new(ndim, shape, name);
+        if (!p)
+            return false;
+        m->params[m->n_params++] = p;
+    }
+    return true;
 }
 
 /* The std a weight matrix is drawn from (see tg_gpt_new). */
@@ -135,7 +159,7 @@ static void init_params(tg_gpt *m, uint64_t seed)
 
 tg_gpt *tg_gpt_new(const tg_gpt_config *cfg, uint64_t seed, char *err, size_t errlen)
 {
-    if (!cfg || !check_config(cfg, err, errlen))
+    if (tg_gpt_config_check(cfg, err, errlen) != TG_OK)
         return NULL;
     tg_gpt *m = calloc(1, sizeof *m);
     if (!m)

@@ -172,12 +172,22 @@ void tg_adamw_set_steps(tg_adamw *o, long steps)
         o->steps = steps;
 }
 
-float *tg_adamw_m(tg_adamw *o, int i)
+int tg_adamw_count(const tg_adamw *o)
+{
+    return o ? o->n : 0;
+}
+
+tg_tensor *tg_adamw_param(const tg_adamw *o, int i)
+{
+    return o && i >= 0 && i < o->n ? o->params[i] : NULL;
+}
+
+float *tg_adamw_m(const tg_adamw *o, int i)
 {
     return o && i >= 0 && i < o->n ? o->m[i] : NULL;
 }
 
-float *tg_adamw_v(tg_adamw *o, int i)
+float *tg_adamw_v(const tg_adamw *o, int i)
 {
     return o && i >= 0 && i < o->n ? o->v[i] : NULL;
 }
