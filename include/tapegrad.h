@@ -157,6 +157,17 @@ tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *b
 /* Sum and mean of all elements, to a one-element tensor. */
 tg_tensor *tg_sum(tg_tape *t, tg_tensor *x);
 tg_tensor *tg_mean(tg_tape *t, tg_tensor *x);
+/* Reductions along dimension dim (negative counts from the end: -1 is the
+ * last). keepdim keeps it as size 1; otherwise it is dropped (a 1-D x gives
+ * [1]). Sums run in double. */
+tg_tensor *tg_sum_dim(tg_tape *t, tg_tensor *x, int dim, bool keepdim);
+tg_tensor *tg_mean_dim(tg_tape *t, tg_tensor *x, int dim, bool keepdim);
+/* The largest value; its gradient goes to the first index holding it (ties:
+ * the lowest index); a NaN counts as largest, so it propagates. */
+tg_tensor *tg_max_dim(tg_tape *t, tg_tensor *x, int dim, bool keepdim);
+/* log sum exp(x) along dim, computed as m + log sum exp(x - m), m the max,
+ * so it is finite for any finite x; gradient softmax(x) along dim. */
+tg_tensor *tg_logsumexp(tg_tape *t, tg_tensor *x, int dim, bool keepdim);
 
 /* ---- Transformer ops --------------------------------------------------- */
 
@@ -188,6 +199,20 @@ tg_tensor *tg_rope(tg_tape *t, tg_tensor *qkv, int heads, float base);
 tg_tensor *tg_swiglu(tg_tape *t, tg_tensor *h);
 /* The same data under another shape with as many elements. */
 tg_tensor *tg_reshape(tg_tape *t, tg_tensor *x, int ndim, const int *shape);
+/* Shape ops; outputs are copies with their own gradients. Dimensions may be
+ * negative (from the end). */
+/* y's dimension i is x's dimension perm[i]; perm holds 0 .. ndim-1 once each. */
+tg_tensor *tg_permute(tg_tape *t, tg_tensor *x, const int *perm);
+/* x with dimensions d0 and d1 swapped (a permute). */
+tg_tensor *tg_transpose(tg_tape *t, tg_tensor *x, int d0, int d1);
+/* Elements start .. start+len-1 along dim; len >= 1, inside the dimension. */
+tg_tensor *tg_slice(tg_tape *t, tg_tensor *x, int dim, int start, int len);
+/* xs[0..count-1] joined along dim; their other dimensions must agree. */
+tg_tensor *tg_concat(tg_tape *t, tg_tensor *const *xs, int count, int dim);
+/* x cut along dim into count consecutive slices of sizes[i] (positive,
+ * adding up to the dimension) into out[0..count-1]; returns the tape's
+ * status. */
+tg_status tg_split(tg_tape *t, tg_tensor *x, int dim, int count, const int *sizes, tg_tensor **out);
 
 /* ---- layers and the GPT (src/nn) --------------------------------------- */
 

@@ -164,12 +164,38 @@ static void mk_gated(rin *in, tg_rng *r, int k)
 
 /* ---- normalisation, reductions, Transformer ops --------------------------- */
 
+/* Rows whose spread about centre (their mean, or 0) is under lo are scaled
+ * up to it: near a constant row (LayerNorm) or a zero row (RMSNorm) the
+ * output turns on a scale below the stencil's step. */
+static void spread_rows(tg_tensor *x, bool centre, float lo)
+{
+    int c = tg_cols(x);
+    for (size_t r = 0; r < tg_rows(x); r++) {
+        float *v = x->data + r * (size_t)c;
+        double m = 0.0, ss = 0.0;
+        for (int j = 0; centre && j < c; j++)
+            m += v[j] / c;
+        for (int j = 0; j < c; j++)
+            ss += (v[j] - m) * (v[j] - m) / c;
+        double scale = sqrt(ss) < lo ? lo / fmax(sqrt(ss), 1e-3) : 1.0;
+        for (int j = 0; j < c; j++)
+            v[j] = (float)(m + (v[j] - m) * scale);
+    }
+}
+
 static void mk_ln(rin *in, tg_rng *r, int k)
 {
     tg_tensor *gamma = PAR(r, 0.5f, k), *beta = PAR(r, 0.5f, k);
     for (int j = 0; j < k; j++)
         gamma->data[j] += 1.0f;
     set(in, PAR(r, 1.0f, 3, k), gamma, beta);
+    spread_rows(P0, true, 0.5f);
+}
+
+static void mk_ln_plain(rin *in, tg_rng *r, int k)
+{
+    mk_one(in, r, k);
+    spread_rows(P0, true, 0.5f);
 }
 
 static tg_tensor *ap_ln(tg_tape *t, rin *in) { return tg_layernorm(t, P0, P1, P2, 1e-5f); }
@@ -181,6 +207,7 @@ static tg_tensor *ap_softmax(tg_tape *t, rin *in) { return tg_softmax(t, P0); }
 static tg_tensor *ap_reshape(tg_tape *t, rin *in) { return tg_reshape(t, P0, 2, (int[]){in->k, 3}); }
 
 static void mk_gelu(rin *in, tg_rng *r, int k) { set(in, PAR(r, 2.0f, 3, k), NULL, NULL); }
+static void mk_gelu_3k2(rin *in, tg_rng *r, int k) { set(in, PAR(r, 2.0f, 3, k, 2), NULL, NULL); }
 
 /* ids [2,4] into a [5,k] table, row 3 picked three times, row 2 never. */
 static void mk_embedding(rin *in, tg_rng *r, int k)
@@ -217,9 +244,81 @@ static tg_tensor *ap_rope(tg_tape *t, rin *in) { return tg_rope(t, P0, 2, 10000.
 static void mk_swiglu(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.5f, 3, 2 * k), NULL, NULL); }
 static tg_tensor *ap_swiglu(tg_tape *t, rin *in) { return tg_swiglu(t, P0); }
 
+/* ---- reductions along a dimension ----------------------------------------- */
+
+static void mk_3k2(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k, 2), NULL, NULL); }
+
+/* The largest of each run along dim 1 raised by 0.25 above the rest, so no
+ * step of the stencil changes which element is the max. */
+static void mk_max(rin *in, tg_rng *r, int k)
+{
+    mk_3k2(in, r, k);
+    float *x = P0->data;
+    for (int o = 0; o < 3; o++)
+        for (int i = 0; i < 2; i++) {
+            int best = 0;
+            for (int j = 1; j < k; j++)
+                best = x[(o * k + j) * 2 + i] > x[(o * k + best) * 2 + i] ? j : best;
+            x[(o * k + best) * 2 + i] += 0.25f;
+        }
+}
+
+static tg_tensor *ap_sum_dim(tg_tape *t, rin *in) { return tg_sum_dim(t, P0, 1, false); }
+static tg_tensor *ap_sum_last(tg_tape *t, rin *in) { return tg_sum_dim(t, P0, -1, true); }
+static tg_tensor *ap_mean_dim(tg_tape *t, rin *in) { return tg_mean_dim(t, P0, 1, true); }
+static tg_tensor *ap_mean_first(tg_tape *t, rin *in) { return tg_mean_dim(t, P0, 0, false); }
+static tg_tensor *ap_max_dim(tg_tape *t, rin *in) { return tg_max_dim(t, P0, 1, false); }
+static tg_tensor *ap_max_keep(tg_tape *t, rin *in) { return tg_max_dim(t, P0, -2, true); }
+static tg_tensor *ap_lse(tg_tape *t, rin *in) { return tg_logsumexp(t, P0, 1, false); }
+static tg_tensor *ap_lse_last(tg_tape *t, rin *in) { return tg_logsumexp(t, P0, -1, true); }
+
+/* ---- shape ------------------------------------------------------------------ */
+
+static void mk_slice(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k + 2, 2), NULL, NULL); }
+static void mk_cat2(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k), PAR(r, 1.0f, 3, 2), NULL); }
+
+static void mk_cat3(rin *in, tg_rng *r, int k)
+{
+    set(in, PAR(r, 1.0f, k, 2), PAR(r, 1.0f, 1, 2), PAR(r, 1.0f, 3, 2));
+}
+
+static void mk_split(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k + 3), NULL, NULL); }
+
+static tg_tensor *ap_permute(tg_tape *t, rin *in) { return tg_permute(t, P0, (int[]){2, 0, 1}); }
+static tg_tensor *ap_transpose(tg_tape *t, rin *in) { return tg_transpose(t, P0, 0, -1); }
+static tg_tensor *ap_slice(tg_tape *t, rin *in) { return tg_slice(t, P0, 1, 1, in->k); }
+static tg_tensor *ap_slice_first(tg_tape *t, rin *in) { return tg_slice(t, P0, 0, 2, 1); }
+static tg_tensor *ap_cat2(tg_tape *t, rin *in) { return tg_concat(t, in->p, 2, -1); }
+static tg_tensor *ap_cat3(tg_tape *t, rin *in) { return tg_concat(t, in->p, 3, 0); }
+
+/* Split [3, k+3] into k, 1 and 2 columns, joined again in another order. */
+static tg_tensor *ap_split(tg_tape *t, rin *in)
+{
+    tg_tensor *part[3];
+    if (tg_split(t, P0, 1, 3, (int[]){in->k, 1, 2}, part) != TG_OK)
+        return NULL;
+    return tg_concat(t, (tg_tensor *[]){part[2], part[0], part[1]}, 3, 1);
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 static const rcase CASES[] = {
+    {TG_OP_SUM_DIM, "sum_dim [3,k,2] over 1", mk_3k2, ap_sum_dim},
+    {TG_OP_SUM_DIM, "sum_dim over -1, keepdim", mk_3k2, ap_sum_last},
+    {TG_OP_MEAN_DIM, "mean_dim [3,k,2] over 1, keepdim", mk_3k2, ap_mean_dim},
+    {TG_OP_MEAN_DIM, "mean_dim over 0", mk_3k2, ap_mean_first},
+    {TG_OP_MAX_DIM, "max_dim [3,k,2] over 1", mk_max, ap_max_dim},
+    {TG_OP_MAX_DIM, "max_dim over -2, keepdim", mk_max, ap_max_keep},
+    {TG_OP_LOGSUMEXP, "logsumexp [3,k,2] over 1", mk_gelu_3k2, ap_lse},
+    {TG_OP_LOGSUMEXP, "logsumexp over -1, keepdim", mk_gelu_3k2, ap_lse_last},
+    {TG_OP_PERMUTE, "permute [3,k,2] by (2,0,1)", mk_3k2, ap_permute},
+    {TG_OP_PERMUTE, "transpose 0, -1 of [3,k,2]", mk_3k2, ap_transpose},
+    {TG_OP_PERMUTE, "transpose of [3,k]", mk_one, ap_transpose},
+    {TG_OP_SLICE, "slice [3,k+2,2] dim 1 from 1", mk_slice, ap_slice},
+    {TG_OP_SLICE, "slice dim 0, one row", mk_slice, ap_slice_first},
+    {TG_OP_SLICE, "split [3,k+3] into k,1,2, concat reordered", mk_split, ap_split},
+    {TG_OP_CONCAT, "concat [3,k] and [3,2] on -1", mk_cat2, ap_cat2},
+    {TG_OP_CONCAT, "concat [k,2], [1,2], [3,2] on 0", mk_cat3, ap_cat3},
     {TG_OP_ADD, "add same shape", mk_same2, ap_add},
     {TG_OP_ADD, "add bias row [k]", mk_row, ap_add},
     {TG_OP_ADD, "add table [k,5] to [2,k,5]", mk_table, ap_add},
@@ -259,7 +358,7 @@ static const rcase CASES[] = {
     {TG_OP_RESIDUAL, "residual alpha 2.5", mk_same2, ap_residual_scaled},
     {TG_OP_RESIDUAL_GATED, "residual gated", mk_gated, ap_residual_gated},
     {TG_OP_LAYERNORM, "layernorm", mk_ln, ap_ln},
-    {TG_OP_LAYERNORM, "layernorm without affine", mk_one, ap_ln_plain},
+    {TG_OP_LAYERNORM, "layernorm without affine", mk_ln_plain, ap_ln_plain},
     {TG_OP_SUM, "sum of x*x", mk_one, ap_sum},
     {TG_OP_MEAN, "mean of x*x", mk_one, ap_mean},
     {TG_OP_EMBEDDING, "embedding, repeated ids", mk_embedding, ap_embedding},

@@ -196,6 +196,122 @@ static void test_unary_errors(void **s)
     tg_tape_free(t);
 }
 
+/* Along the middle dimension of [2,5,3]: sum, mean, max and logsumexp
+ * against double loops, keepdim's shape, and logsumexp finite at 1e4. */
+static void test_reduce_dim_values(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *x = TENSOR(t, -3.0f, 0.37f, 2, 5, 3);
+    for (size_t i = 0; i < x->size; i++)
+        x->data[i] = sinf(3.0f * (float)i) * 4.0f;
+    tg_tensor *y[4] = {tg_sum_dim(t, x, 1, false), tg_mean_dim(t, x, -2, true), tg_max_dim(t, x, 1, false),
+                       tg_logsumexp(t, x, 1, true)};
+    assert_int_equal(tg_tape_status(t), TG_OK);
+    assert_int_equal(y[0]->ndim, 2);
+    assert_int_equal(y[1]->ndim, 3);
+    assert_int_equal(y[1]->shape[1], 1);
+    assert_int_equal(y[3]->shape[2], 3);
+    for (int o = 0; o < 2; o++)
+        for (int i = 0; i < 3; i++) {
+            double sum = 0, mx = -INFINITY, lse = 0;
+            for (int j = 0; j < 5; j++) {
+                double v = x->data[(o * 5 + j) * 3 + i];
+                sum += v;
+                mx = fmax(mx, v);
+            }
+            for (int j = 0; j < 5; j++)
+                lse += exp(x->data[(o * 5 + j) * 3 + i] - mx);
+            lse = mx + log(lse);
+            assert_float_equal(y[0]->data[o * 3 + i], sum, 1e-5);
+            assert_float_equal(y[1]->data[o * 3 + i], sum / 5, 1e-6);
+            assert_float_equal(y[2]->data[o * 3 + i], mx, 0.0);
+            assert_float_equal(y[3]->data[o * 3 + i], lse, 1e-5);
+        }
+    tg_tensor *big = TENSOR(t, 1e4f, 1.0f, 3);
+    tg_tensor *l = tg_logsumexp(t, big, 0, false);
+    assert_int_equal(l->ndim, 1);
+    assert_float_equal(l->data[0], 1e4 + 2 + log(1 + exp(-1.0) + exp(-2.0)), 1e-3);
+    tg_tape_free(t);
+}
+
+/* max: the gradient goes to the first of tied maxima, and a NaN wins. */
+static void test_max_ties(void **s)
+{
+    (void)s;
+    tg_tensor *x = tg_param_new(2, (int[]){2, 4}, "x");
+    const float v[] = {1.0f, 3.0f, -2.0f, 3.0f, 0.0f, NAN, 5.0f, 1.0f};
+    memcpy(x->data, v, sizeof v);
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *m = tg_max_dim(t, x, 1, false);
+    assert_float_equal(m->data[0], 3.0f, 0.0f);
+    assert_true(isnan(m->data[1]));
+    tg_tensor *first = tg_slice(t, m, 0, 0, 1);
+    assert_int_equal(tg_backward(t, tg_sum(t, first)), TG_OK);
+    const float want[] = {0, 1, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 8; i++)
+        assert_float_equal(x->grad[i], want[i], 0.0f);
+    tg_tape_free(t);
+    tg_param_free(x);
+}
+
+/* permute, transpose, slice, concat and split move the right elements. */
+static void test_shape_values(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *x = TENSOR(t, 0.0f, 1.0f, 2, 3, 4); /* x[a,b,c] = 12a + 4b + c */
+    tg_tensor *p = tg_permute(t, x, (int[]){2, 0, 1}), *tr = tg_transpose(t, x, -1, 0);
+    assert_int_equal(tg_tape_status(t), TG_OK);
+    assert_int_equal(p->shape[0], 4);
+    assert_int_equal(p->shape[2], 3);
+    assert_int_equal(tr->shape[0], 4);
+    assert_int_equal(tr->shape[2], 2);
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 4; c++) {
+                float want = (float)(12 * a + 4 * b + c);
+                assert_float_equal(p->data[(c * 2 + a) * 3 + b], want, 0.0f);
+                assert_float_equal(tr->data[(c * 3 + b) * 2 + a], want, 0.0f);
+            }
+    tg_tensor *sl = tg_slice(t, x, 1, 1, 2);
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 4; c++)
+                assert_float_equal(sl->data[(a * 2 + b) * 4 + c], (float)(12 * a + 4 * (b + 1) + c), 0.0f);
+    tg_tensor *part[3];
+    assert_int_equal(tg_split(t, x, -1, 3, (int[]){1, 2, 1}, part), TG_OK);
+    assert_int_equal(part[1]->shape[2], 2);
+    assert_float_equal(part[2]->data[5], 12.0f + 4.0f * 2 + 3.0f, 0.0f);
+    tg_tensor *back = tg_concat(t, part, 3, 2);
+    assert_int_equal(back->size, x->size);
+    assert_memory_equal(back->data, x->data, x->size * sizeof(float));
+    tg_tape_free(t);
+}
+
+static void test_reduce_shape_errors(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    assert_null(tg_sum_dim(t, TENSOR(t, 0, 1, 2, 3), 2, false));
+    expect_error(t, TG_ERR_ARG, "tg_sum_dim", "dimension 2 is out of range for [2,3]");
+    assert_null(tg_logsumexp(t, TENSOR(t, 0, 1, 2, 3), -3, false));
+    expect_error(t, TG_ERR_ARG, "tg_logsumexp", "dimension -3");
+    assert_null(tg_permute(t, TENSOR(t, 0, 1, 2, 3), (int[]){1, 1}));
+    expect_error(t, TG_ERR_ARG, "tg_permute", "entry 1 is 1");
+    assert_null(tg_slice(t, TENSOR(t, 0, 1, 2, 3), 1, 2, 2));
+    expect_error(t, TG_ERR_ARG, "tg_slice", "start 2, length 2");
+    tg_tensor *two[2] = {TENSOR(t, 0, 1, 2, 3), TENSOR(t, 0, 1, 3, 3)};
+    assert_null(tg_concat(t, two, 2, 1));
+    expect_error(t, TG_ERR_SHAPE, "tg_concat", "[2,3] and [3,3] differ outside dimension 1");
+    tg_tensor *part[2];
+    assert_int_equal(tg_split(t, TENSOR(t, 0, 1, 2, 3), 1, 2, (int[]){2, 2}, part), TG_ERR_ARG);
+    expect_error(t, TG_ERR_ARG, "tg_split", "size 3");
+    assert_int_equal(tg_split(t, TENSOR(t, 0, 1, 2, 3), 1, 2, (int[]){4, -1}, part), TG_ERR_ARG);
+    expect_error(t, TG_ERR_ARG, "tg_split", "positive");
+    tg_tape_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +322,10 @@ int main(void)
         cmocka_unit_test(test_unary_edges),
         cmocka_unit_test(test_kink_gradients),
         cmocka_unit_test(test_unary_errors),
+        cmocka_unit_test(test_reduce_dim_values),
+        cmocka_unit_test(test_max_ties),
+        cmocka_unit_test(test_shape_values),
+        cmocka_unit_test(test_reduce_shape_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,13 @@
     X(RELU, relu)                      \
     X(SILU, silu)                      \
     X(GELU_ERF, gelu_erf)              \
-    X(CLAMP, clamp)
+    X(CLAMP, clamp)                    \
+    X(SUM_DIM, sum_dim)                \
+    X(MEAN_DIM, mean_dim)              \
+    X(MAX_DIM, max_dim)                \
+    X(LOGSUMEXP, logsumexp)            \
+    X(PERMUTE, permute)                \
+    X(SLICE, slice)                    \
+    X(CONCAT, concat)
 
 #endif
