@@ -292,6 +292,77 @@ tg_tensor *tg_gpt_logits(tg_tape *t, const tg_gpt *m, const int *ids, int batch,
 /* Mean cross-entropy of the next-token predictions (targets -1 ignored). */
 tg_tensor *tg_gpt_loss(tg_tape *t, const tg_gpt *m, const int *ids, const int *targets, int batch, int len);
 
+/* ---- generation and evaluation (src/nn/generate.c, src/nn/eval.c) ------- */
+
+/* A stepwise generator over a model: a key/value cache per layer, so each
+ * token fed costs one position (one row through every block, then the head
+ * on that row), never a whole context. Inference only: no tape, no
+ * gradients, and no allocation after tg_generator_new. The model must
+ * outlive the generator and not change while the generator is used (after
+ * a change, tg_generator_reset).
+ *
+ * The window. The generator holds a window of at most ctx tokens, always
+ * placed at positions 0, 1, ...; the logits returned after a token are
+ * exactly those tg_gpt_logits gives at the last position of the window (to
+ * float rounding, see tests/test_generate.c). A token arriving when the
+ * window is full (ctx tokens) starts a new window: the last ctx/2 tokens
+ * (rounded down) of the full one, re-run at positions 0 .. ctx/2 - 1,
+ * followed by the new token. Learned position embeddings tie each cached
+ * key and value to its position, so the cache cannot shift by one; this
+ * re-fill runs ctx/2 + 1 rows as one batch once every ctx - ctx/2 tokens,
+ * about two positions per token amortised, and every prediction past the
+ * first ctx tokens sees between ctx/2 + 1 and ctx tokens of context. */
+typedef struct tg_generator tg_generator;
+
+/* NULL with a message in err when m is NULL, lacks a parameter of its
+ * variant, or memory runs out. */
+tg_generator *tg_generator_new(const tg_gpt *m, char *err, size_t errlen);
+void tg_generator_free(tg_generator *g);
+/* Empties the window (the next token goes to position 0). */
+void tg_generator_reset(tg_generator *g);
+/* Feeds one token and returns the logits [vocab] for the next position,
+ * valid until the next call on g. NULL with a message in err when g is
+ * NULL or token is outside [0, vocab). */
+const float *tg_generator_push(tg_generator *g, int token, char *err, size_t errlen);
+/* Feeds n >= 1 tokens, with the same result as n calls of
+ * tg_generator_push, but the rows not yet cached run as one batch (a
+ * prompt costs one pass). NULL with a message for NULL pointers, n < 1 or
+ * a token outside [0, vocab) (then nothing is fed). */
+const float *tg_generator_feed(tg_generator *g, const int *tokens, int n, char *err, size_t errlen);
+/* The number of tokens in the window (0 .. ctx). */
+int tg_generator_length(const tg_generator *g);
+
+/* Draws a token from softmax(logits / temperature), restricted to the
+ * top_k largest logits when top_k > 0 (ties with the k-th largest are all
+ * kept; top_k 0 or >= vocab means all). One tg_rng_uniform draw per call.
+ * -inf logits have probability 0. Returns -1 when logits or r is NULL,
+ * vocab < 1, temperature is not > 0 (NaN included) or not finite, top_k < 0,
+ * or a logit is NaN or +inf, or none is finite. No allocation, any vocab. */
+int tg_sample_logits(const float *logits, int vocab, float temperature, int top_k, tg_rng *r);
+
+/* Feeds prompt[0 .. n_prompt-1] to a new generator, then samples n_new
+ * tokens into out[0 .. n_new-1] (tg_sample_logits with an rng seeded by
+ * tg_rng_seed(seed)), feeding each one back. TG_ERR_ARG with a message for
+ * NULL pointers (out may be NULL when n_new is 0), n_prompt < 1, n_new < 0,
+ * a prompt token outside [0, vocab), temperature not > 0 or not finite,
+ * top_k < 0; TG_ERR_NOMEM when memory runs out; TG_ERR_ARG also when the
+ * model produces a NaN or +inf logit. */
+tg_status tg_gpt_generate(const tg_gpt *m, const int *prompt, int n_prompt, int n_new, float temperature,
+                          int top_k, uint64_t seed, int *out, char *err, size_t errlen);
+
+/* The mean next-token loss over a token stream, exactly: the stream is cut
+ * into non-overlapping windows of ctx inputs, window w scoring tokens
+ * [w ctx + 1, w ctx + ctx] given [w ctx, w ctx + ctx - 1]; the last partial
+ * window is dropped, so (n_tokens - 1) / ctx windows count. They run batch
+ * at a time through tg_gpt_loss on t (reset before each batch), and each
+ * batch's float mean is weighted by its windows, so *mean_loss is the mean
+ * over every scored token (summed in double). TG_ERR_ARG with a message for
+ * NULL pointers, ctx outside [1, cfg.ctx], batch < 1, fewer than ctx + 1
+ * tokens, or a token outside [0, vocab) (naming its index); a failed tape
+ * passes on its status and message. */
+tg_status tg_gpt_eval(const tg_gpt *m, tg_tape *t, const int *tokens, long n_tokens, int ctx, int batch,
+                      double *mean_loss, char *err, size_t errlen);
+
 /* The threads the kernels use (and OpenBLAS, when linked). n from 1 to
  * TG_MAX_THREADS sets it; 0 restores the default: TG_NUM_THREADS, else
  * OMP_NUM_THREADS, else the number of online cores. Returns the number in

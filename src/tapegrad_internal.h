@@ -85,6 +85,14 @@ static inline long tg_chunks(long total, long grain)
     return total <= grain ? 1 : (total + grain - 1) / grain;
 }
 
+/* ---- kernels the generator (src/nn/generate.c) shares with the ops, so
+ * that its logits are the tape's to the bit where the order of sums agrees ---- */
+/* One LayerNorm row of length c into y; stats (may be NULL) gets mean, rstd. */
+void tg_layernorm_row(const float *x, int c, const float *gamma, const float *beta, float eps, float *y,
+                      float *stats);
+/* y = GELU(x) (tanh form) for n elements. */
+void tg_gelu_span(const float *restrict x, float *restrict y, long n);
+
 /* ---- GEMM (src/ops/gemm.c): C = alpha * op(A) op(B) + beta * C ---- */
 void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, int lda, const float *b, int ldb, float beta,

@@ -26,7 +26,7 @@ tg_tensor *tg_gelu(tg_tape *t, tg_tensor *x)
     return tg_tape_emit(t, &n, x->ndim, x->shape);
 }
 
-static void forward_span(const float *restrict x, float *restrict y, long n)
+void tg_gelu_span(const float *restrict x, float *restrict y, long n)
 {
     for (long i = 0; i < n; i++) {
         float u = GELU_S * (x[i] + GELU_A * x[i] * x[i] * x[i]);
@@ -52,7 +52,7 @@ static void forward_chunk(void *ctx, long s)
 {
     const tg_node *n = ctx;
     long len = (long)n->out->size - s * SPAN;
-    forward_span(n->in[0]->data + s * SPAN, n->out->data + s * SPAN, len < SPAN ? len : SPAN);
+    tg_gelu_span(n->in[0]->data + s * SPAN, n->out->data + s * SPAN, len < SPAN ? len : SPAN);
 }
 
 static void backward_chunk(void *ctx, long s)

@@ -133,6 +133,20 @@ static void row_moments(const float *x, int c, float *mean, float *var)
     *var = fmaxf(row_dev_sum(x, m0, c, 2) / (float)c - dm * dm, 0.0f);
 }
 
+void tg_layernorm_row(const float *x, int c, const float *gamma, const float *beta, float eps, float *y,
+                      float *stats)
+{
+    float mean, var;
+    row_moments(x, c, &mean, &var);
+    float rstd = 1.0f / sqrtf(var + eps);
+    for (int j = 0; j < c; j++)
+        y[j] = gamma[j] * ((x[j] - mean) * rstd) + beta[j];
+    if (stats) {
+        stats[0] = mean;
+        stats[1] = rstd;
+    }
+}
+
 static void forward_chunk(void *ctx, long ch)
 {
     const tg_node *n = ctx;
@@ -143,17 +157,8 @@ static void forward_chunk(void *ctx, long ch)
     float eps = n->f[0];
     long r0, r1;
     chunk_rows(n, ch, &r0, &r1);
-    for (long r = r0; r < r1; r++) {
-        const float *x = xt->data + r * c;
-        float *y = n->out->data + r * c;
-        float mean, var;
-        row_moments(x, c, &mean, &var);
-        float rstd = 1.0f / sqrtf(var + eps);
-        for (int j = 0; j < c; j++)
-            y[j] = gamma[j] * ((x[j] - mean) * rstd) + beta[j];
-        aux->stats[2 * r] = mean;
-        aux->stats[2 * r + 1] = rstd;
-    }
+    for (long r = r0; r < r1; r++)
+        tg_layernorm_row(xt->data + r * c, c, gamma, beta, eps, n->out->data + r * c, aux->stats + 2 * r);
 }
 
 void tg_layernorm_forward(tg_node *n)
