@@ -99,20 +99,6 @@ void data_batch(const dataset *d, tg_rng *r, bool val, int batch, int ctx, int *
     }
 }
 
-long data_val_windows(const dataset *d, int ctx)
-{
-    return (d->n_tokens - d->n_train - 1) / ctx;
-}
-
-void data_val_window_batch(const dataset *d, long first, int count, int ctx, int *ids, int *targets)
-{
-    const int *val = d->tokens + d->n_train;
-    for (long i = 0; i < (long)count * ctx; i++) {
-        ids[i] = val[first * ctx + i];
-        targets[i] = val[first * ctx + i + 1];
-    }
-}
-
 static unsigned char *read_all(const char *path, long *len, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "rb");

@@ -113,19 +113,18 @@ static float batch_loss(run *r, int batch)
     return loss ? loss->data[0] : NAN;
 }
 
-/* --eval-full: the mean over every window of the validation split, batch
- * windows at a time; each batch's mean is weighted by its windows, so the
- * result is the mean over all tokens (bench/val_full.py's figure). */
+/* --eval-full: the mean over every window of the validation split, exact
+ * (tg_gpt_eval; bench/val_full.py's figure). NAN after a message on failure. */
 static float val_loss_full(run *r)
 {
-    long n = data_val_windows(&r->d, r->o.ctx);
-    double sum = 0.0;
-    for (long w = 0; w < n; w += r->o.batch) {
-        int k = n - w < r->o.batch ? (int)(n - w) : r->o.batch;
-        data_val_window_batch(&r->d, w, k, r->o.ctx, r->ids, r->targets);
-        sum += (double)batch_loss(r, k) * k;
+    char err[512];
+    double mean;
+    if (tg_gpt_eval(r->m, r->tape, r->d.tokens + r->d.n_train, r->d.n_tokens - r->d.n_train, r->o.ctx, r->o.batch,
+                    &mean, err, sizeof err) != TG_OK) {
+        fprintf(stderr, "\ntrain_gpt: %s\n", err);
+        return NAN;
     }
-    return (float)(sum / (double)n);
+    return (float)mean;
 }
 
 /* Mean loss over eval_iters validation batches. Their sampler is seeded from
@@ -214,58 +213,25 @@ static int sort_report(run *r)
 
 /* ---- sampling text ---------------------------------------------------------- */
 
-static int sample_token(const float *logits, int vocab, float temperature, int top_k, tg_rng *rng)
-{
-    double p[256], total = 0.0, maxl = -INFINITY;
-    for (int v = 0; v < vocab; v++)
-        maxl = logits[v] > maxl ? logits[v] : maxl;
-    float kth = -INFINITY;
-    if (top_k > 0 && top_k < vocab) {
-        float sorted[256];
-        memcpy(sorted, logits, (size_t)vocab * sizeof *sorted);
-        for (int i = 0; i < top_k; i++) /* partial selection: the k-th largest */
-            for (int j = i + 1; j < vocab; j++)
-                if (sorted[j] > sorted[i]) {
-                    float t = sorted[i];
-                    sorted[i] = sorted[j];
-                    sorted[j] = t;
-                }
-        kth = sorted[top_k - 1];
-    }
-    for (int v = 0; v < vocab; v++)
-        total += p[v] = logits[v] < kth ? 0.0 : exp((logits[v] - maxl) / temperature);
-    double u = tg_rng_uniform(rng) * total;
-    for (int v = 0; v < vocab; v++)
-        if ((u -= p[v]) < 0.0)
-            return v;
-    return vocab - 1;
-}
-
+/* n characters after a newline, with the library's generator: past ctx
+ * characters its window restarts from the last ctx/2 (see tg_generator_new). */
 static int sample_text(run *r)
 {
-    int n = r->o.sample, ctx = r->o.ctx, *toks = malloc((size_t)(n + 1) * sizeof *toks);
+    char err[512];
+    int n = r->o.sample, *toks = malloc((size_t)n * sizeof *toks), start = 0;
     if (!toks)
         return 1;
-    tg_rng rng;
-    tg_rng_seed(&rng, r->o.seed + 7);
-    toks[0] = 0;
     for (int v = 0; v < r->d.vocab; v++)
         if (r->d.chars[v] == '\n')
-            toks[0] = v;
-    printf("sample (%d characters, temperature %g, top-k %d):\n", n, (double)r->o.temperature, r->o.top_k);
-    for (int i = 1; i <= n; i++) {
-        int len = i < ctx ? i : ctx;
-        tg_tape_reset(r->tape);
-        tg_tensor *lg = tg_gpt_logits(r->tape, r->m, toks + i - len, 1, len);
-        if (!lg) {
-            fprintf(stderr, "train_gpt: %s\n", tg_tape_error(r->tape));
-            free(toks);
-            return 1;
-        }
-        toks[i] = sample_token(lg->data + (size_t)(len - 1) * r->d.vocab, r->d.vocab, r->o.temperature,
-                               r->o.top_k, &rng);
-        putchar(r->d.chars[toks[i]]);
+            start = v;
+    if (tg_gpt_generate(r->m, &start, 1, n, r->o.temperature, r->o.top_k, r->o.seed + 7, toks, err, sizeof err)) {
+        fprintf(stderr, "train_gpt: %s\n", err);
+        free(toks);
+        return 1;
     }
+    printf("sample (%d characters, temperature %g, top-k %d):\n", n, (double)r->o.temperature, r->o.top_k);
+    for (int i = 0; i < n; i++)
+        putchar(r->d.chars[toks[i]]);
     putchar('\n');
     free(toks);
     return 0;

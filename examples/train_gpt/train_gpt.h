@@ -56,11 +56,6 @@ void data_free(dataset *d);
 /* A batch [batch, ctx] of inputs and next-token targets (-1 where the sort
  * task does not score a position). val picks the validation split of text. */
 void data_batch(const dataset *d, tg_rng *r, bool val, int batch, int ctx, int *ids, int *targets);
-/* Text: the validation split cut into non-overlapping windows of ctx
- * inputs (each with its next-token targets), the last partial one dropped. */
-long data_val_windows(const dataset *d, int ctx);
-/* Windows [first, first + count) of those, as a batch [count, ctx]. */
-void data_val_window_batch(const dataset *d, long first, int count, int ctx, int *ids, int *targets);
 /* digits, the separator, the digits sorted: SORT_CTX + 1 tokens into seq. */
 void data_sort_sequence(const int *digits, int *seq);
 /* Held-out sort problem i (0 <= i < SORT_TEST): SORT_LEN input digits. */
