@@ -1,17 +1,17 @@
 /* The one GEMM every product goes through: C = alpha * op(A) op(B) + beta * C,
- * row-major, op a transpose chosen by flag (never materialised: packing reads
- * either layout).
+ * row-major, op a transpose chosen by flag (never materialised: packing and
+ * the micro-kernel read either layout).
  *
- * The built-in backend is the classic Goto/BLIS structure: a KC-deep slice of
- * op(B) is packed into NR-wide column strips and a slice of op(A) into MR-tall
- * row strips, so the micro-kernel streams both from contiguous, aligned memory
- * and keeps an MR x NR tile of C in registers. The kernel is written with GCC
- * vector extensions; with AVX-512 a vector is one zmm register, with AVX2 the
- * compiler splits it in two ymm, which is why the tile is smaller there.
- * The pool's threads take separate (MC rows x NG columns) chunks of C, so no
- * two threads write the same element and the result does not depend on the
- * thread count; each packs its own copy of the A block, which costs 1/NG of
- * the block's arithmetic and keeps short, wide products balanced.
+ * The built-in backend follows the Goto/BLIS structure: a KC-deep slice of
+ * op(B) is packed into NR-wide column strips, so the micro-kernel streams
+ * them from contiguous, aligned memory and keeps an MR x NR tile of C in
+ * registers; MR-tall strips of op(A) are read where they lie (see
+ * block_rows). The kernel is written with GCC vector extensions; with
+ * AVX-512 a vector is one zmm register, with AVX2 the compiler splits it in
+ * two ymm, which is why the tile is smaller there.
+ * The pool's threads take separate (MC rows x ng columns) chunks of C, each
+ * summed over the whole depth in one order, so no two threads write the same
+ * element and the result does not depend on the thread count.
  *
  * With OpenBLAS (Meson option blas), tg_gemm can send products of at least
  * TG_GEMM_BLAS_MIN_FLOPS multiply-adds to cblas_sgemm; by default it sends
@@ -38,19 +38,28 @@
 #define KC 256
 #define MC (MR * 8)
 #define NC 1024
-#define NG 256            /* columns of one work item */
+#define NG_MAX 1024       /* columns of one work item, at most */
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
-/* acc[MR][NV] += a-strip (MR x kc, k-major) times b-strip (kc x NR). */
-static void micro_kernel(int kc, const float *restrict a, const float *restrict b, vf acc[MR][NV])
+/* x in every lane. Not (vf){0} + x: adding zero is not an identity for -0,
+ * so GCC keeps a scalar add before each broadcast, and the micro-kernel's 12
+ * broadcasts then queue on one shuffle port instead of loading straight from
+ * memory. */
+#define SPLAT(x) ((vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x})
+
+/* acc[MR][NV] += a-strip (MR x kc, element (i, p) at a[p * ps + i * is])
+ * times b-strip (kc x NR). Always inlined, so each caller's constant strides
+ * give a kernel of its own. */
+static inline __attribute__((always_inline)) void micro_kernel(int kc, const float *restrict a, size_t ps, size_t is,
+                                                                const float *restrict b, vf acc[MR][NV])
 {
     for (int p = 0; p < kc; p++) {
         const vf *bp = (const vf *)(b + (size_t)p * NR);
         vf b0 = bp[0], b1 = bp[1];
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
-            vf ai = (vf){0} + a[p * MR + i];
+            vf ai = SPLAT(a[p * ps + i * is]);
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
@@ -90,19 +99,16 @@ static void pack_b_strip(bool tb, const float *b, int ldb, int p0, int kc, int j
     }
 }
 
-/* op(A)[i0 .. i0+mc, p0 .. p0+kc] into MR-tall strips, zero-padded. */
-static void pack_a(bool ta, const float *a, int lda, int i0, int mc, int p0, int kc, float *out)
+/* op(A)[i0 .. i0+h, p0 .. p0+kc], h <= MR rows, into one k-major strip,
+ * zero-padded to MR. */
+static void pack_a_strip(bool ta, const float *a, int lda, int i0, int h, int p0, int kc, float *out)
 {
-    for (int is = 0; is < mc; is += MR) {
-        float *strip = out + (size_t)is * kc;
-        int h = mc - is < MR ? mc - is : MR;
-        for (int p = 0; p < kc; p++) {
-            float *col = strip + (size_t)p * MR;
-            for (int i = 0; i < h; i++)
-                col[i] = ta ? a[(size_t)(p0 + p) * lda + i0 + is + i] : a[(size_t)(i0 + is + i) * lda + p0 + p];
-            for (int i = h; i < MR; i++)
-                col[i] = 0.0f;
-        }
+    for (int p = 0; p < kc; p++) {
+        float *col = out + (size_t)p * MR;
+        for (int i = 0; i < h; i++)
+            col[i] = ta ? a[(size_t)(p0 + p) * lda + i0 + i] : a[(size_t)(i0 + i) * lda + p0 + p];
+        for (int i = h; i < MR; i++)
+            col[i] = 0.0f;
     }
 }
 
@@ -114,7 +120,7 @@ typedef struct pack_buf {
     size_t cap;
 } pack_buf;
 
-static _Thread_local pack_buf b_buf, a_buf;
+static _Thread_local pack_buf b_buf;
 
 static float *pack_space(pack_buf *b, size_t floats)
 {
@@ -128,9 +134,8 @@ static float *pack_space(pack_buf *b, size_t floats)
 
 void tg_gemm_thread_exit(void)
 {
-    free(a_buf.p);
     free(b_buf.p);
-    a_buf = b_buf = (pack_buf){NULL, 0};
+    b_buf = (pack_buf){NULL, 0};
 }
 
 static void scale_c(int m, int n, float beta, float *c, int ldc)
@@ -145,27 +150,13 @@ static void scale_c(int m, int n, float beta, float *c, int ldc)
     }
 }
 
-/* One MC-row block of C against the packed B block. */
-static void block_rows(const float *ap, const float *bp, int mc, int nc, int kc, float alpha, float *c, int ldc)
-{
-    for (int is = 0; is < mc; is += MR) {
-        for (int js = 0; js < nc; js += NR) {
-            vf acc[MR][NV];
-            memset(acc, 0, sizeof acc);
-            micro_kernel(kc, ap + (size_t)is * kc, bp + (size_t)js * kc, acc);
-            store_tile(acc, alpha, c + (size_t)is * ldc + js, ldc, mc - is < MR ? mc - is : MR,
-                       nc - js < NR ? nc - js : NR);
-        }
-    }
-}
-
 /* One panel of C, columns j0 .. j0+nc: op(B)'s panel is packed whole (one
  * chunk per KC-deep slice and NG-wide group of strips), then every chunk of
  * C (MC rows x NG columns) runs down the whole depth, so each element is
  * summed in the same order whichever thread computes it. */
 typedef struct gemm_job {
     bool ta, tb;
-    int m, n, k, lda, ldb, ldc, j0, nc;
+    int m, n, k, lda, ldb, ldc, j0, nc, ng;
     float alpha;
     const float *a, *b;
     float *c, *bp;
@@ -173,14 +164,43 @@ typedef struct gemm_job {
 
 static int groups_of(const gemm_job *g)
 {
-    return (g->nc + NG - 1) / NG;
+    return (g->nc + g->ng - 1) / g->ng;
+}
+
+/* Rows i0 .. i0+mc of C against the packed B block, slice p0 .. p0+kc.
+ * Full strips of op(A) are read where they lie (transposed A is already
+ * k-major; plain A is read row by row, 12 rows at once): packing them would
+ * be one more pass over A, which for the narrow products of a small model
+ * cost a third of the time. Partial strips are packed, zero-padded, into
+ * spare (MR x KC floats). */
+static void block_rows(const gemm_job *g, int i0, int mc, int p0, int kc, const float *bp, int ng, float *c,
+                       float *spare)
+{
+    for (int is = 0; is < mc; is += MR) {
+        int h = mc - is < MR ? mc - is : MR;
+        if (h < MR)
+            pack_a_strip(g->ta, g->a, g->lda, i0 + is, h, p0, kc, spare);
+        const float *a = g->ta ? g->a + (size_t)p0 * g->lda + i0 + is : g->a + (size_t)(i0 + is) * g->lda + p0;
+        for (int js = 0; js < ng; js += NR) {
+            vf acc[MR][NV];
+            memset(acc, 0, sizeof acc);
+            const float *b = bp + (size_t)js * kc;
+            if (h < MR)
+                micro_kernel(kc, spare, MR, 1, b, acc);
+            else if (g->ta)
+                micro_kernel(kc, a, (size_t)g->lda, 1, b, acc);
+            else
+                micro_kernel(kc, a, 1, (size_t)g->lda, b, acc);
+            store_tile(acc, g->alpha, c + (size_t)is * g->ldc + js, g->ldc, h, ng - js < NR ? ng - js : NR);
+        }
+    }
 }
 
 static void pack_chunk(void *ctx, long item)
 {
     const gemm_job *g = ctx;
     int p0 = (int)(item / groups_of(g)) * KC, kc = g->k - p0 < KC ? g->k - p0 : KC;
-    int g0 = (int)(item % groups_of(g)) * NG, end = g->nc - g0 < NG ? g->nc : g0 + NG;
+    int g0 = (int)(item % groups_of(g)) * g->ng, end = g->nc - g0 < g->ng ? g->nc : g0 + g->ng;
     float *slice = g->bp + (size_t)p0 * ((g->nc + NR - 1) / NR * NR);
     for (int js = g0; js < end; js += NR)
         pack_b_strip(g->tb, g->b, g->ldb, p0, kc, g->j0, g->nc, js, slice);
@@ -190,26 +210,25 @@ static void compute_chunk(void *ctx, long item)
 {
     const gemm_job *g = ctx;
     int i0 = (int)(item / groups_of(g)) * MC, mc = g->m - i0 < MC ? g->m - i0 : MC;
-    int g0 = (int)(item % groups_of(g)) * NG, ng = g->nc - g0 < NG ? g->nc - g0 : NG;
-    float *ap = pack_space(&a_buf, (size_t)KC * MC);
-    if (!ap) {
-        /* No space for a block: the unblocked loops, slice by slice in the
-         * same depth order. */
-        for (int p0 = 0; p0 < g->k; p0 += KC)
-            tg_gemm_reference(g->ta, g->tb, mc, ng, g->k - p0 < KC ? g->k - p0 : KC, g->alpha,
-                              g->ta ? g->a + (size_t)p0 * g->lda + i0 : g->a + (size_t)i0 * g->lda + p0, g->lda,
-                              g->tb ? g->b + (size_t)(g->j0 + g0) * g->ldb + p0
-                                    : g->b + (size_t)p0 * g->ldb + g->j0 + g0,
-                              g->ldb, g->c + (size_t)i0 * g->ldc + g->j0 + g0, g->ldc);
-        return;
-    }
+    int g0 = (int)(item % groups_of(g)) * g->ng, ng = g->nc - g0 < g->ng ? g->nc - g0 : g->ng;
+    float spare[KC * MR] __attribute__((aligned(64)));
     size_t npad = (size_t)(g->nc + NR - 1) / NR * NR;
     for (int p0 = 0; p0 < g->k; p0 += KC) {
         int kc = g->k - p0 < KC ? g->k - p0 : KC;
-        pack_a(g->ta, g->a, g->lda, i0, mc, p0, kc, ap);
-        block_rows(ap, g->bp + (size_t)p0 * npad + (size_t)g0 * kc, mc, ng, kc, g->alpha,
-                   g->c + (size_t)i0 * g->ldc + g->j0 + g0, g->ldc);
+        block_rows(g, i0, mc, p0, kc, g->bp + (size_t)p0 * npad + (size_t)g0 * kc, ng,
+                   g->c + (size_t)i0 * g->ldc + g->j0 + g0, spare);
     }
+}
+
+/* Columns per chunk for a panel of nc columns and `rows` row blocks: wide
+ * (fewer passes over A, the B slice of KC x NG_MAX floats still in L2) unless
+ * that leaves fewer than 16 chunks to share out. From the shape alone. */
+static int group_width(int nc, long rows)
+{
+    int ng = nc < NG_MAX ? (nc + NR - 1) / NR * NR : NG_MAX;
+    while (ng > 4 * NR && rows * ((nc + ng - 1) / ng) < 16)
+        ng = (ng / 2 + NR - 1) / NR * NR;
+    return ng;
 }
 
 void tg_gemm_builtin(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -218,16 +237,18 @@ void tg_gemm_builtin(bool ta, bool tb, int m, int n, int k, float alpha, const f
     scale_c(m, n, beta, c, ldc);
     if (k == 0 || alpha == 0.0f)
         return;
-    float *bp = pack_space(&b_buf, (size_t)k * ((NC + NR - 1) / NR * NR));
+    int panel = n < NC ? n : NC;
+    float *bp = pack_space(&b_buf, (size_t)k * ((panel + NR - 1) / NR * NR));
     if (!bp) {
         tg_gemm_reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc);
         return;
     }
     /* Products too small to be worth handing out run as one chunk. */
     bool split = (long)m * n * k > 32768;
+    long slices = (k + KC - 1) / KC, rows = (m + MC - 1) / MC;
     for (int j0 = 0; j0 < n; j0 += NC) {
-        gemm_job g = {ta, tb, m, n, k, lda, ldb, ldc, j0, n - j0 < NC ? n - j0 : NC, alpha, a, b, c, bp};
-        long slices = (k + KC - 1) / KC, rows = (m + MC - 1) / MC;
+        int nc = n - j0 < NC ? n - j0 : NC;
+        gemm_job g = {ta, tb, m, n, k, lda, ldb, ldc, j0, nc, group_width(nc, rows), alpha, a, b, c, bp};
         if (split) {
             tg_parallel_for(slices * groups_of(&g), pack_chunk, &g);
             tg_parallel_for(rows * groups_of(&g), compute_chunk, &g);
