@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds tapegrad and runs every benchmark, printing their figures:
-#   GEMM (built-in against OpenBLAS), LayerNorm and one GPT-2 block (both
-#   against PyTorch when /usr/bin/python3 has torch), then the nanoGPT
-#   shakespeare-char CPU configuration trained by train_gpt (2000 steps).
+#   GEMM (built-in against OpenBLAS and as a fraction of the FMA peak measured
+#   in the same run), LayerNorm and one GPT-2 block (both against PyTorch when
+#   /usr/bin/python3 has torch), the nanoGPT shakespeare-char CPU
+#   configuration trained by train_gpt (2000 steps), then the same model for
+#   150 steps idle and beside one busy process, tapegrad and PyTorch at their
+#   default settings (bench/loaded.sh).
 # Extra arguments go to meson test, e.g. `bench/run.sh block`.
 # TG_NUM_THREADS sets the thread count for all of them. The shakespeare run
 # reads $TG_SHAKESPEARE (default ../shared/data/tinyshakespeare.txt) and is
@@ -29,3 +32,5 @@ if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
     echo "the same model and configuration trained by PyTorch (bench/torch_shakespeare.py, val loss over 200 batches):"
     OMP_WAIT_POLICY=passive /usr/bin/python3 bench/torch_shakespeare.py "$data" --threads "${TG_NUM_THREADS:-2}" 2>/dev/null
 fi
+echo
+bench/loaded.sh "$build"

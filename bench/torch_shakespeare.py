@@ -9,6 +9,9 @@ model here, and what validation loss the configuration reaches when PyTorch
 trains it (with different random numbers, so compare across seeds).
 
     OMP_WAIT_POLICY=passive /usr/bin/python3 bench/torch_shakespeare.py [FILE] [--seed N] [--threads N] [--nanogpt]
+        [--no-full-eval]
+
+--threads 0 leaves PyTorch's own default (a thread per core).
 
 FILE defaults to ../shared/data/tinyshakespeare.txt (from the repository
 root); every train_gpt default has a flag (--layers --heads --dim --ctx
@@ -81,6 +84,8 @@ def main():
                                ("beta2", float, 0.99), ("clip", float, 1.0), ("seed", int, 1337),
                                ("eval-iters", int, 200), ("threads", int, 2)]:
         ap.add_argument("--" + flag, type=typ, default=default)
+    ap.add_argument("--no-full-eval", action="store_true",
+                    help="skip the exact loss over the whole validation split (val_loss_full prints nan)")
     ap.add_argument("--nanogpt", action="store_true",
                     help="nanoGPT's shakespeare run instead of train_gpt's model: no biases in Linear or "
                          "LayerNorm layers (its bias=False) and exact erf GELU")
@@ -91,7 +96,8 @@ def main():
     if a.dim % a.heads:
         print(f"torch_shakespeare: --heads {a.heads} must divide --dim {a.dim}", file=sys.stderr)
         sys.exit(2)
-    torch.set_num_threads(a.threads)
+    if a.threads > 0:  # 0: PyTorch's own default
+        torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     raw = open(a.data, "rb").read()
     vocab = sorted(set(raw))
@@ -138,7 +144,7 @@ def main():
     seconds = time.perf_counter() - start
     with torch.no_grad():
         val = sum(model.loss(*batch("val")).item() for _ in range(a.eval_iters)) / a.eval_iters
-    full, _ = split_loss(model, splits["val"], a.ctx)
+    full = float("nan") if a.no_full_eval else split_loss(model, splits["val"], a.ctx)[0]
     print(f"torch_shakespeare steps {a.steps} seconds {seconds:.1f} "
           f"ms_per_step_median {1e3 * statistics.median(times):.2f} val_loss {val:.4f} val_loss_full {full:.4f}")
 
