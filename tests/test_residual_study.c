@@ -1,8 +1,10 @@
 /* Runs every residual_study subcommand with tiny sizes into a temporary
  * directory: each must exit 0 and leave its CSV and SVG files, complete
- * (no temporary names left behind). Usage errors exit 2 with one line. */
+ * (no temporary names left behind). Usage errors exit 2 with one line.
+ * train's CSVs are read back: their layout, and that training did train. */
 #include "test_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +53,7 @@ static void test_subcommands(void **s)
 {
     (void)s;
     static const struct {
-        const char *args, *files[5];
+        const char *args, *files[8];
     } cases[] = {
         {"profile --depth 2 --seeds 1 --batches 1", {"profile.csv", "profile_weights.svg", "profile_stream.svg"}},
         {"depth --depth 3 --seeds 1 --batches 1", {"depth.csv", "depth.svg"}},
@@ -59,6 +61,9 @@ static void test_subcommands(void **s)
         {"perturb --depth 2 --seeds 1 --batches 1",
          {"perturb.csv", "perturb_random.svg", "perturb_update.svg", "perturb_update_w.svg", "perturb_sgd_w.svg"}},
         {"warmup --depth 2 --steps 6 --warmup 2 --seeds 1 --dim 16 --heads 2", {"warmup.csv", "warmup.svg"}},
+        {"train --depth 2 --steps 6 --log-every 4 --warmup 2 --seeds 1 --batches 1 --dim 16 --heads 2",
+         {"train_pre.csv", "train_pre_weights.svg", "train_pre_stream.svg", "train_post.csv",
+          "train_post_weights.svg", "train_post_stream.svg", "train_ratio.svg"}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char args[512], err[1024];
@@ -66,9 +71,72 @@ static void test_subcommands(void **s)
         int rc = run(args, err, sizeof err);
         if (rc != 0)
             fail_msg("residual_study %s: exit %d: %s", args, rc, err);
-        for (int k = 0; k < 5 && cases[i].files[k]; k++)
+        for (int k = 0; k < 8 && cases[i].files[k]; k++)
             expect_file(cases[i].files[k], strstr(cases[i].files[k], ".csv") ? "variant," : "<?xml");
     }
+}
+
+/* train_<variant>.csv of a run logging steps 0, 20, 40, 60 at depth 3:
+ * one row per logged step and layer, in order; the embedding's row has no
+ * weights (nan); every other gradient norm is finite and positive; the
+ * held-out loss is one figure per step, and after 60 steps of Adam it is
+ * below the loss at init. */
+static void check_train_csv(const char *variant)
+{
+    char path[256], line[256], v[16], w[32];
+    snprintf(path, sizeof path, "%s/train_%s.csv", dir, variant);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("%s was not written", path);
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "variant,step,layer,heldout_loss,weight_grad_norm,stream_grad_norm\n");
+    double first_loss = NAN, loss = NAN;
+    int rows = 0;
+    for (; fgets(line, sizeof line, f); rows++) {
+        int step, layer;
+        double l, wn, xn;
+        if (sscanf(line, "%15[^,],%d,%d,%lf,%31[^,],%lf", v, &step, &layer, &l, w, &xn) != 6)
+            fail_msg("%s row %d: cannot read \"%s\"", path, rows + 1, line);
+        assert_string_equal(v, variant);
+        assert_int_equal(step, rows / 4 * 20);
+        assert_int_equal(layer, rows % 4);
+        wn = strtod(w, NULL);
+        if (layer == 0)
+            assert_true(isnan(wn));
+        else if (!(isfinite(wn) && wn > 0))
+            fail_msg("%s step %d layer %d: weight gradient norm %s", path, step, layer, w);
+        if (!(isfinite(xn) && xn > 0))
+            fail_msg("%s step %d layer %d: stream gradient norm %g", path, step, layer, xn);
+        assert_true(isfinite(l) && l > 0);
+        if (layer > 0)
+            assert_true(l == loss);
+        loss = l;
+        if (step == 0)
+            first_loss = l;
+    }
+    fclose(f);
+    remove(path);
+    assert_int_equal(rows, 4 * 4);
+    if (!(loss < first_loss - 0.1))
+        fail_msg("%s: held-out loss %g after training, %g at init", path, loss, first_loss);
+}
+
+static void test_train(void **s)
+{
+    (void)s;
+    char args[512], err[1024];
+    snprintf(args, sizeof args,
+             "train --depth 3 --steps 60 --log-every 20 --warmup 5 --lr 3e-3 --seeds 4 --batches 2 --dim 16 "
+             "--heads 2 --out '%s'", dir);
+    int rc = run(args, err, sizeof err);
+    if (rc != 0)
+        fail_msg("residual_study %s: exit %d: %s", args, rc, err);
+    check_train_csv("pre");
+    check_train_csv("post");
+    static const char *const svgs[] = {"train_pre_weights.svg", "train_pre_stream.svg", "train_post_weights.svg",
+                                       "train_post_stream.svg", "train_ratio.svg"};
+    for (size_t i = 0; i < sizeof svgs / sizeof *svgs; i++)
+        expect_file(svgs[i], "<?xml");
 }
 
 static void expect_usage_error(const char *args, const char *needle)
@@ -93,6 +161,9 @@ static void test_usage_errors(void **s)
     expect_usage_error("profile --init he", "--init must be xavier or gpt2");
     expect_usage_error("profile --dim 30 --heads 4", "--heads 4 must divide --dim 30");
     expect_usage_error("warmup --steps 5 --warmup 5", "--warmup 5 must be below --steps 5");
+    expect_usage_error("train --steps 5 --warmup 5", "--warmup 5 must be below --steps 5");
+    expect_usage_error("train --log-every 0", "--log-every must be an integer in [1, 1000000], got '0'");
+    expect_usage_error("train --steps 5000 --log-every 1", "logs 5001 steps, at most 1000");
     assert_int_equal(run("--help", err, sizeof err), 0);
     assert_int_equal(run("stream --help", err, sizeof err), 0);
     /* a file where the output directory should be: a runtime failure, 1 */
@@ -116,6 +187,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_subcommands),
+        cmocka_unit_test(test_train),
         cmocka_unit_test(test_usage_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

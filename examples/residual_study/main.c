@@ -23,39 +23,44 @@ static const char usage[] =
     "           (Liu et al. 2020) and after one Adam step (Wang et al. 2022), by depth\n"
     "  warmup   loss curves of a --depth model at a high --lr, with and without\n"
     "           warm-up, Post-LN against Pre-LN\n"
+    "  train    the gradient norm of each layer's weights and stream, as profile,\n"
+    "           logged every --log-every steps while a --depth model trains\n"
     "\n"
-    "flags (defaults in brackets: profile / depth / stream / perturb / warmup):\n"
-    "  --depth N      layers, or the largest depth of a sweep [24/48/24/48/6]\n"
+    "flags (defaults in brackets: profile / depth / stream / perturb / warmup / train):\n"
+    "  --depth N      layers, or the largest depth of a sweep [24/48/24/48/6/8]\n"
     "  --dim N        model width [64]          --heads N   attention heads [4]\n"
-    "  --seeds N      models averaged [8/8/8/6/2]\n"
-    "  --batches N    batches per model [4/4/4/2/-]\n"
-    "  --batch N      sequences per batch [8, warmup 16]\n"
+    "  --seeds N      models averaged [8/8/8/6/2/4]\n"
+    "  --batches N    batches per model (train: held-out, per log) [4/4/4/2/-/2]\n"
+    "  --batch N      sequences per batch [8, warmup and train 16]\n"
     "  --digits N     sort-task length: N symbols, then the same sorted [8]\n"
-    "  --steps N      training steps (warmup) [500]\n"
-    "  --warmup N     warm-up steps of the warmed runs (warmup) [100]\n"
-    "  --lr X         Adam learning rate (perturb, warmup) [1e-4 / 2e-3]\n"
+    "  --steps N      training steps (warmup, train) [500 / 300]\n"
+    "  --warmup N     warm-up steps (warmup: of the warmed runs; train) [100 / 30]\n"
+    "  --log-every N  steps between logged profiles (train) [50]\n"
+    "  --lr X         Adam learning rate (perturb, warmup, train) [1e-4 / 2e-3 / 1e-3]\n"
     "  --sgd-lr X     rate of the one SGD step (perturb) [0.01]\n"
     "  --eps X        relative size of the random perturbation (perturb) [0.01]\n"
     "  --init NAME    xavier (the papers' setting) or gpt2 (tg_gpt_new's) [xavier]\n"
     "  --variants L   comma list of pre,post,deepnorm,rezero\n"
-    "                 [all / pre,post,deepnorm / pre / all / pre,post]\n"
-    "  --threads N    OpenMP threads; the products here are too small to gain [1]\n"
+    "                 [all / pre,post,deepnorm / pre / all / pre,post / pre,post]\n"
+    "  --threads N    threads; the products here are too small to gain [1]\n"
     "  --out DIR      output directory [residual_study_out]\n"
     "  --help         this text\n";
 
 typedef struct command {
     const char *name;
     int (*run)(const study_opts *);
-    int depth, seeds, batches, batch;
+    int depth, seeds, batches, batch, steps, warmup;
+    float lr;
     const char *variants;
 } command;
 
 static const command commands[] = {
-    {"profile", cmd_profile, 24, 8, 4, 8, "pre,post,deepnorm,rezero"},
-    {"depth", cmd_depth, 48, 8, 4, 8, "pre,post,deepnorm"},
-    {"stream", cmd_stream, 24, 8, 4, 8, "pre"},
-    {"perturb", cmd_perturb, 48, 6, 2, 8, "pre,post,deepnorm,rezero"},
-    {"warmup", cmd_warmup, 6, 2, 1, 16, "pre,post"},
+    {"profile", cmd_profile, 24, 8, 4, 8, 500, 100, 1e-4f, "pre,post,deepnorm,rezero"},
+    {"depth", cmd_depth, 48, 8, 4, 8, 500, 100, 1e-4f, "pre,post,deepnorm"},
+    {"stream", cmd_stream, 24, 8, 4, 8, 500, 100, 1e-4f, "pre"},
+    {"perturb", cmd_perturb, 48, 6, 2, 8, 500, 100, 1e-4f, "pre,post,deepnorm,rezero"},
+    {"warmup", cmd_warmup, 6, 2, 1, 16, 500, 100, 2e-3f, "pre,post"},
+    {"train", cmd_train, 8, 4, 2, 16, 300, 30, 1e-3f, "pre,post"},
 };
 
 /* A usage error: one line on stderr, exit status 2. */
@@ -118,10 +123,10 @@ static bool parse_variants(const char *s, study_opts *o)
 static int parse_flag(study_opts *o, const char *name, const char *val)
 {
     const struct { const char *name; int *dst; int lo, hi; } ints[] = {
-        {"--depth", &o->depth, 1, 64}, {"--dim", &o->dim, 2, 1024}, {"--heads", &o->heads, 1, 64},
+        {"--depth", &o->depth, 1, STUDY_MAX_LAYERS}, {"--dim", &o->dim, 2, 1024}, {"--heads", &o->heads, 1, 64},
         {"--seeds", &o->seeds, 1, 1000}, {"--batches", &o->batches, 1, 1000}, {"--batch", &o->batch, 1, 512},
         {"--digits", &o->digits, 2, 128}, {"--steps", &o->steps, 1, 1000000}, {"--warmup", &o->warmup, 0, 1000000},
-        {"--threads", &o->threads, 1, 256}};
+        {"--log-every", &o->log_every, 1, 1000000}, {"--threads", &o->threads, 1, 256}};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
         if (strcmp(name, ints[i].name))
             continue;
@@ -154,13 +159,13 @@ static int parse_flag(study_opts *o, const char *name, const char *val)
 static void apply_defaults(study_opts *o, const command *c)
 {
     int *fields[] = {&o->depth, &o->seeds, &o->batches, &o->dim, &o->heads, &o->batch, &o->digits,
-                     &o->steps, &o->warmup, &o->threads};
-    int defaults[] = {c->depth, c->seeds, c->batches, 64, 4, c->batch, 8, 500, 100, 1};
+                     &o->steps, &o->warmup, &o->log_every, &o->threads};
+    int defaults[] = {c->depth, c->seeds, c->batches, 64, 4, c->batch, 8, c->steps, c->warmup, 50, 1};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
         if (*fields[i] < 0)
             *fields[i] = defaults[i];
     if (o->lr < 0)
-        o->lr = c->run == cmd_warmup ? 2e-3f : 1e-4f;
+        o->lr = c->lr;
     if (o->sgd_lr < 0)
         o->sgd_lr = 0.01f;
     if (o->eps < 0)
@@ -179,7 +184,7 @@ int main(int argc, char **argv)
             return 0;
         }
     if (argc < 2)
-        return bad("missing COMMAND: profile, depth, stream, perturb or warmup");
+        return bad("missing COMMAND: profile, depth, stream, perturb, warmup or train");
     const command *c = NULL;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name))
@@ -187,7 +192,7 @@ int main(int argc, char **argv)
     if (!c)
         return bad("unknown command '%s'", argv[1]);
     study_opts o = {.cmd = c->name, .depth = -1, .dim = -1, .heads = -1, .seeds = -1, .batches = -1,
-                    .steps = -1, .batch = -1, .digits = -1, .warmup = -1, .threads = -1, .lr = -1, .sgd_lr = -1, .eps = -1};
+                    .steps = -1, .batch = -1, .digits = -1, .warmup = -1, .log_every = -1, .threads = -1, .lr = -1, .sgd_lr = -1, .eps = -1};
     for (int i = 2; i < argc; i += 2) {
         if (i + 1 >= argc)
             return bad("flag '%s' needs a value", argv[i]);
@@ -197,7 +202,7 @@ int main(int argc, char **argv)
     apply_defaults(&o, c);
     if (o.dim % o.heads)
         return bad("--heads %d must divide --dim %d", o.heads, o.dim);
-    if (o.warmup >= o.steps && c->run == cmd_warmup)
+    if (o.warmup >= o.steps && (c->run == cmd_warmup || c->run == cmd_train))
         return bad("--warmup %d must be below --steps %d", o.warmup, o.steps);
     tg_set_threads(o.threads);
     return c->run(&o);

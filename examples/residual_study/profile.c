@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_LAYERS 65
+#define MAX_LAYERS (STUDY_MAX_LAYERS + 1)
 
 /* Per layer sums over the runs. Index 0 is the embedding ("emb"), l + 1
  * block l. split[k] is attention (k = 0) or MLP (1): dz, skip, branch. */
@@ -17,34 +17,22 @@ typedef struct layer_sums {
     double weights, stream, split[2][3];
 } layer_sums;
 
-static bool is_weight_matrix(const char *rest)
-{
-    return !strcmp(rest, "attn.c_attn.weight") || !strcmp(rest, "attn.c_proj.weight") ||
-           !strcmp(rest, "mlp.c_fc.weight") || !strcmp(rest, "mlp.c_proj.weight");
-}
-
 /* Adds one backward's figures from its report into sums. */
 static void accumulate(const report *r, variant v, int layers, layer_sums *sums)
 {
-    double wsq[MAX_LAYERS] = {0};
-    char name[64];
+    double w[MAX_LAYERS] = {0}, x[MAX_LAYERS] = {0};
+    report_layers(r, v, layers, w, x);
+    for (int l = 0; l <= layers; l++)
+        sums[l].weights += w[l], sums[l].stream += x[l];
     for (int i = 0; i < r->n; i++) {
         const tg_grad_stat *s = &r->rows[i];
         const char *rest;
         int l;
-        if (s->kind == TG_GRAD_PARAM && (l = name_layer(s->name, "transformer.h.", &rest)) >= 0 &&
-            is_weight_matrix(rest))
-            wsq[l] += s->norm * s->norm;
         if (s->kind == TG_GRAD_RESIDUAL && (l = name_layer(s->name, "h.", &rest)) >= 0) {
             double *sp = sums[l + 1].split[strcmp(rest, "resid_attn") != 0];
             sp[0] += s->norm, sp[1] += s->skip_norm, sp[2] += s->branch_norm;
         }
-        for (int k = -1; k < layers; k++)
-            if (!strcmp(s->name, stream_name(v, k, name, sizeof name)))
-                sums[k + 1].stream += s->norm;
     }
-    for (int l = 0; l < layers; l++)
-        sums[l + 1].weights += sqrt(wsq[l]);
 }
 
 /* The mean figures of one variant into sums (divided through); false on

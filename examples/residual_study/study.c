@@ -142,6 +142,30 @@ void report_free(report *r)
     r->n = r->cap = 0;
 }
 
+static bool is_weight_matrix(const char *rest)
+{
+    return !strcmp(rest, "attn.c_attn.weight") || !strcmp(rest, "attn.c_proj.weight") ||
+           !strcmp(rest, "mlp.c_fc.weight") || !strcmp(rest, "mlp.c_proj.weight");
+}
+
+void report_layers(const report *r, variant v, int layers, double *weights, double *stream)
+{
+    double wsq[STUDY_MAX_LAYERS] = {0};
+    char name[64];
+    for (int i = 0; i < r->n; i++) {
+        const tg_grad_stat *s = &r->rows[i];
+        const char *rest;
+        int l = name_layer(s->name, "transformer.h.", &rest);
+        if (s->kind == TG_GRAD_PARAM && l >= 0 && l < layers && is_weight_matrix(rest))
+            wsq[l] += s->norm * s->norm;
+        for (int k = -1; k < layers; k++)
+            if (!strcmp(s->name, stream_name(v, k, name, sizeof name)))
+                stream[k + 1] += s->norm;
+    }
+    for (int l = 0; l < layers; l++)
+        weights[l + 1] += sqrt(wsq[l]);
+}
+
 int name_layer(const char *name, const char *prefix, const char **rest)
 {
     size_t k = strlen(prefix);

@@ -10,6 +10,7 @@
 
 #define STUDY_VOCAB 16
 #define STUDY_MAX_DEPTHS 16
+#define STUDY_MAX_LAYERS 64 /* --depth's upper bound */
 
 typedef enum variant { V_PRE, V_POST, V_DEEPNORM, V_REZERO, N_VARIANTS } variant;
 extern const char *const variant_names[N_VARIANTS]; /* "Pre-LN", ... */
@@ -20,7 +21,7 @@ typedef enum init_kind { INIT_XAVIER, INIT_GPT2 } init_kind;
 /* Every flag; a value of -1 (or NULL) means "the subcommand's default". */
 typedef struct study_opts {
     const char *cmd, *out;
-    int depth, dim, heads, seeds, batches, steps, batch, digits, warmup, threads;
+    int depth, dim, heads, seeds, batches, steps, batch, digits, warmup, log_every, threads;
     float lr, sgd_lr, eps;
     init_kind init;
     bool variants[N_VARIANTS];
@@ -57,6 +58,11 @@ typedef struct report {
 } report;
 bool report_take(report *r, const tg_tape *t);
 void report_free(report *r);
+/* Adds, for l < layers, into weights[l + 1] the norm of the gradient of block
+ * l's four weight matrices together (attn.c_attn, attn.c_proj, mlp.c_fc,
+ * mlp.c_proj) and into stream[l + 1] the norm of the gradient of the stream
+ * leaving block l; stream[0] gets the embedding's. */
+void report_layers(const report *r, variant v, int layers, double *weights, double *stream);
 /* "<prefix><l>.<rest>": returns l and points rest past the dot; -1 when the
  * name has another form. */
 int name_layer(const char *name, const char *prefix, const char **rest);
@@ -78,5 +84,6 @@ int cmd_depth(const study_opts *o);
 int cmd_stream(const study_opts *o);
 int cmd_perturb(const study_opts *o);
 int cmd_warmup(const study_opts *o);
+int cmd_train(const study_opts *o);
 
 #endif
