@@ -154,6 +154,13 @@ tg_tensor *tg_residual(tg_tape *t, tg_tensor *x, tg_tensor *f);
 tg_tensor *tg_residual_scaled(tg_tape *t, tg_tensor *x, tg_tensor *f, float alpha);
 /* LayerNorm over the last dimension with per-feature gamma and beta [C]. */
 tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta, float eps);
+/* RMSNorm over the last dimension with a gain g [C]:
+ * x / sqrt(mean(x^2) + eps) * g. */
+tg_tensor *tg_rmsnorm(tg_tape *t, tg_tensor *x, tg_tensor *g, float eps);
+/* Dropout: each element kept (scaled by 1/(1-p)) when a uniform draw from
+ * rng is at least p, drawn in order when recorded; p in [0, 1). p = 0 or
+ * rng NULL returns x itself and records nothing. */
+tg_tensor *tg_dropout(tg_tape *t, tg_tensor *x, float p, tg_rng *rng);
 /* Sum and mean of all elements, to a one-element tensor. */
 tg_tensor *tg_sum(tg_tape *t, tg_tensor *x);
 tg_tensor *tg_mean(tg_tape *t, tg_tensor *x);
@@ -184,6 +191,12 @@ tg_tensor *tg_softmax(tg_tape *t, tg_tensor *x);
  * Returns the heads' weighted values merged back to [B, T, C]. Heads are
  * read and written in place with strides, never copied out. */
 tg_tensor *tg_attention(tg_tape *t, tg_tensor *qkv, int heads);
+/* tg_attention with dropout p on the attention weights: each weight of the
+ * causal triangle is kept (scaled by 1/(1-p)) when a uniform draw from rng
+ * is at least p, drawn when the op is recorded, pair by pair (batch-major,
+ * then head), row by row, column by column. p = 0 or rng NULL is
+ * tg_attention. */
+tg_tensor *tg_attention_dropout(tg_tape *t, tg_tensor *qkv, int heads, float p, tg_rng *rng);
 /* Mean cross-entropy of logits [..., V] against integer targets (one per
  * row, in [0, V)), fused with its log-softmax. A target of -1 marks a row to
  * ignore (PyTorch's ignore_index=-1): it adds nothing and is not counted in
@@ -228,12 +241,35 @@ typedef enum tg_norm_place {
                     LayerNorm inside blocks (Bachlechner et al. 2020) */
 } tg_norm_place;
 
+/* The LLaMA-style options; each is orthogonal to tg_norm_place, and 0 is
+ * GPT-2's choice. */
+typedef enum tg_norm_type {
+    TG_LAYERNORM, /* gain and bias */
+    TG_RMSNORM,   /* x / sqrt(mean(x^2) + eps) * g: gain only, no bias tensors */
+} tg_norm_type;
+
+typedef enum tg_mlp_type {
+    TG_MLP_GELU,   /* c_proj(gelu(c_fc x)), hidden 4 dim */
+    TG_MLP_SWIGLU, /* c_proj(silu(gate) * up), hidden round_up(8 dim / 3, 8) */
+} tg_mlp_type;
+
+typedef enum tg_pos_type {
+    TG_POS_LEARNED, /* a learned table wpe [ctx, dim] added to the tokens */
+    TG_POS_ROPE,    /* rotary embeddings on q and k, no wpe */
+} tg_pos_type;
+
+#define TG_ROPE_BASE 10000.0f
+
 typedef struct tg_gpt_config {
     int vocab, ctx, layers, heads, dim;
     tg_norm_place norm;
     float residual_scale;  /* alpha in alpha * x + f; 0 means 1. TG_DEEPNORM
                               replaces it with (2 layers)^(1/4); TG_REZERO
                               accepts only 0 or 1 (its skip path is plain) */
+    tg_norm_type normtype;
+    tg_mlp_type mlp;
+    tg_pos_type pos;
+    float dropout;         /* in [0, 1): applied only while dropout_rng is set */
 } tg_gpt_config;
 
 /* A GPT-2 shaped model: learned token and position embeddings, `layers`
@@ -248,6 +284,11 @@ typedef struct tg_gpt {
     int n_params;
     tg_tensor **params;
     int *positions;  /* 0 .. ctx-1, fed to the position embedding */
+    /* Dropout (cfg.dropout > 0) is applied only while this is set, drawing
+     * its masks from it: point it at a generator the caller keeps (and
+     * checkpoints) for training steps, and leave it NULL for evaluation and
+     * sampling. */
+    tg_rng *dropout_rng;
 } tg_gpt;
 
 /* Upper bounds tg_gpt_new accepts: they keep every shape and count inside
@@ -266,6 +307,9 @@ tg_status tg_gpt_config_check(const tg_gpt_config *cfg, char *err, size_t errlen
  * allocating anything; false for a bad cfg or i, or a NULL output. */
 int tg_gpt_config_params(const tg_gpt_config *cfg);
 bool tg_gpt_config_param(const tg_gpt_config *cfg, int i, char *name, size_t len, int *ndim, int *shape);
+/* The MLP's hidden width for cfg: 4 dim, or round_up(8 dim / 3, 8) for
+ * SwiGLU (whose c_fc holds the gate and up rows, twice that). */
+int tg_gpt_mlp_hidden(const tg_gpt_config *cfg);
 
 /* Checks cfg (message in err on failure) and initialises the weights from
  * seed: normal(0, 0.02), residual output projections normal(0, 0.02 /

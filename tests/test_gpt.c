@@ -38,7 +38,8 @@ static void block_shape(int k, int d, int out[2])
 
 static tg_gpt *gpt_new_ok(int vocab, int ctx, int layers, int heads, int dim, tg_norm_place norm, uint64_t seed)
 {
-    tg_gpt_config cfg = {vocab, ctx, layers, heads, dim, norm, 1.0f};
+    tg_gpt_config cfg = {.vocab = vocab, .ctx = ctx, .layers = layers, .heads = heads, .dim = dim, .norm = norm,
+                         .residual_scale = 1.0f};
     char err[256] = "";
     tg_gpt *m = tg_gpt_new(&cfg, seed, err, sizeof err);
     if (!m)
@@ -411,19 +412,31 @@ static void expect_bad_config(tg_gpt_config cfg, const char *needle)
 static void test_bad_configs(void **s)
 {
     (void)s;
-    expect_bad_config((tg_gpt_config){11, 8, 2, 3, 16, TG_PRE_LN, 1}, "heads must divide dim");
-    expect_bad_config((tg_gpt_config){11, 8, 2, 0, 16, TG_PRE_LN, 1}, "heads");
-    expect_bad_config((tg_gpt_config){11, 8, 0, 2, 16, TG_PRE_LN, 1}, "layers");
-    expect_bad_config((tg_gpt_config){0, 8, 2, 2, 16, TG_POST_LN, 1}, "vocab");
-    expect_bad_config((tg_gpt_config){11, 0, 2, 2, 16, TG_POST_LN, 1}, "ctx");
-    expect_bad_config((tg_gpt_config){11, 8, 2, 2, 0, TG_POST_LN, 1}, "dim");
-    expect_bad_config((tg_gpt_config){11, 8, 2, 2, 16, (tg_norm_place)7, 1}, "norm");
-    expect_bad_config((tg_gpt_config){11, 8, 2, 2, 16, TG_PRE_LN, -1}, "residual_scale");
-    expect_bad_config((tg_gpt_config){11, 8, 2, 2, 16, TG_PRE_LN, NAN}, "residual_scale");
+    const tg_gpt_config ok = {.vocab = 11, .ctx = 8, .layers = 2, .heads = 2, .dim = 16, .norm = TG_PRE_LN};
+    tg_gpt_config c;
+#define BAD(field, value, needle) (c = ok, c.field = value, expect_bad_config(c, needle))
+    BAD(heads, 3, "heads must divide dim");
+    BAD(heads, 0, "heads");
+    BAD(layers, 0, "layers");
+    BAD(vocab, 0, "vocab");
+    BAD(ctx, 0, "ctx");
+    BAD(dim, 0, "dim");
+    BAD(norm, (tg_norm_place)7, "norm");
+    BAD(residual_scale, -1, "residual_scale");
+    BAD(residual_scale, NAN, "residual_scale");
+    BAD(normtype, (tg_norm_type)2, "normtype");
+    BAD(mlp, (tg_mlp_type)2, "mlp");
+    BAD(pos, (tg_pos_type)2, "pos");
+    BAD(dropout, 1.0f, "dropout");
+    BAD(dropout, -0.1f, "dropout");
+    BAD(dropout, NAN, "dropout");
+    c = ok, c.pos = TG_POS_ROPE, c.heads = 16; /* head size 1 */
+    expect_bad_config(c, "RoPE needs an even head size");
+#undef BAD
     assert_null(tg_gpt_new(NULL, 1, NULL, 0));
     /* the error names the config */
     char err[256] = "";
-    assert_null(tg_gpt_new(&(tg_gpt_config){11, 8, 2, 3, 16, TG_PRE_LN, 1}, 1, err, sizeof err));
+    assert_null(tg_gpt_new(&(tg_gpt_config){.vocab = 11, .ctx = 8, .layers = 2, .heads = 3, .dim = 16, .norm = TG_PRE_LN}, 1, err, sizeof err));
     assert_non_null(strstr(err, "heads 3"));
     assert_non_null(strstr(err, "dim 16"));
 }

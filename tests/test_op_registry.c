@@ -300,6 +300,33 @@ static tg_tensor *ap_split(tg_tape *t, rin *in)
     return tg_concat(t, (tg_tensor *[]){part[2], part[0], part[1]}, 3, 1);
 }
 
+/* x [3,k] with a gain near 1. */
+static void mk_rms(rin *in, tg_rng *r, int k)
+{
+    tg_tensor *g = PAR(r, 0.5f, k);
+    for (int j = 0; j < k; j++)
+        g->data[j] += 1.0f;
+    set(in, PAR(r, 1.0f, 3, k), g, NULL);
+}
+
+static tg_tensor *ap_rms(tg_tape *t, rin *in) { return tg_rmsnorm(t, P0, P1, 1e-5f); }
+
+/* The generators are seeded afresh on every call, so each evaluation of
+ * the loss draws the same mask. */
+static tg_tensor *ap_dropout(tg_tape *t, rin *in)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 77);
+    return tg_dropout(t, P0, 0.3f, &r);
+}
+
+static tg_tensor *ap_attention_dropout(tg_tape *t, rin *in)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 78);
+    return tg_attention_dropout(t, P0, 2, 0.25f, &r);
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 static const rcase CASES[] = {
@@ -365,10 +392,13 @@ static const rcase CASES[] = {
     {TG_OP_GELU, "gelu (tanh)", mk_gelu, ap_gelu},
     {TG_OP_SOFTMAX, "softmax", mk_gelu, ap_softmax},
     {TG_OP_ATTENTION, "attention, 2 heads", mk_attention, ap_attention},
+    {TG_OP_ATTENTION, "attention, 2 heads, dropout 0.25", mk_attention, ap_attention_dropout},
     {TG_OP_CROSS_ENTROPY, "cross-entropy, a row ignored", mk_xent, ap_xent},
     {TG_OP_RESHAPE, "reshape [3,k] -> [k,3]", mk_one, ap_reshape},
     {TG_OP_ROPE, "rope, 2 heads of 4, T = k", mk_rope, ap_rope},
     {TG_OP_SWIGLU, "swiglu [3,2k] -> [3,k]", mk_swiglu, ap_swiglu},
+    {TG_OP_RMSNORM, "rmsnorm with gain", mk_rms, ap_rms},
+    {TG_OP_DROPOUT, "dropout 0.3, fixed seed", mk_one, ap_dropout},
 };
 enum { N_CASES = sizeof CASES / sizeof *CASES };
 

@@ -90,7 +90,8 @@ static void test_gated_residual_errors(void **s)
 
 static tg_gpt *gpt_new_ok(int layers, tg_norm_place norm, float residual_scale, uint64_t seed)
 {
-    tg_gpt_config cfg = {7, 5, layers, 2, 8, norm, residual_scale};
+    tg_gpt_config cfg = {.vocab = 7, .ctx = 5, .layers = layers, .heads = 2, .dim = 8, .norm = norm,
+                         .residual_scale = residual_scale};
     char err[256] = "";
     tg_gpt *m = tg_gpt_new(&cfg, seed, err, sizeof err);
     if (!m)
@@ -191,7 +192,7 @@ static void test_deepnorm_init(void **s)
 {
     (void)s;
     const int layers = 6, d = 64;
-    tg_gpt_config cfg = {50, 16, layers, 4, d, TG_DEEPNORM, 0};
+    tg_gpt_config cfg = {.vocab = 50, .ctx = 16, .layers = layers, .heads = 4, .dim = d, .norm = TG_DEEPNORM};
     tg_gpt *m = tg_gpt_new(&cfg, 9, NULL, 0);
     assert_non_null(m);
     double beta = pow(8.0 * layers, -0.25);
@@ -241,7 +242,8 @@ static void test_variant_config_errors(void **s)
 {
     (void)s;
     char err[256] = "";
-    tg_gpt_config cfg = {7, 5, 2, 2, 8, TG_REZERO, 2.0f};
+    tg_gpt_config cfg = {.vocab = 7, .ctx = 5, .layers = 2, .heads = 2, .dim = 8, .norm = TG_REZERO,
+                         .residual_scale = 2.0f};
     assert_null(tg_gpt_new(&cfg, 1, err, sizeof err));
     expect_text(err, "residual_scale must be 0 or 1 with TG_REZERO");
     cfg.norm = (tg_norm_place)(TG_REZERO + 1);

@@ -382,6 +382,76 @@ static void test_swiglu(void **s)
     tg_param_free(c.w);
 }
 
+/* RMSNorm: values against a double reference on ordinary rows and on rows
+ * near the float range (where a float sum of squares overflows), with the
+ * gradient staying finite; the gain gets sum(dy * xhat). */
+static void test_rmsnorm_values(void **s)
+{
+    (void)s;
+    tg_rng r;
+    tg_rng_seed(&r, 21);
+    enum { R = 3, C = 37 };
+    tg_tensor *x = tu_param(&r, TU_SHAPE(R, C), 1.0f), *g = tu_param(&r, TU_SHAPE(C), 0.5f);
+    for (int j = 0; j < C; j++)
+        x->data[2 * C + j] *= 3e30f; /* row 2: squares overflow float */
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *y = tg_rmsnorm(t, x, g, 1e-5f);
+    assert_non_null(y);
+    for (int i = 0; i < R; i++) {
+        double ms = 0;
+        for (int j = 0; j < C; j++)
+            ms += (double)x->data[i * C + j] * x->data[i * C + j];
+        double rstd = 1.0 / sqrt(ms / C + 1e-5);
+        for (int j = 0; j < C; j++) {
+            double want = x->data[i * C + j] * rstd * g->data[j];
+            assert_true(isfinite(y->data[i * C + j]));
+            assert_true(fabs(y->data[i * C + j] - want) <= 2e-6 * (1.0 + fabs(want)));
+        }
+    }
+    tg_zero_grad(&x, 1);
+    tg_zero_grad(&g, 1);
+    assert_int_equal(tg_backward(t, tg_sum(t, y)), TG_OK);
+    for (int j = 0; j < R * C; j++)
+        assert_true(isfinite(x->grad[j]));
+    for (int j = 0; j < C; j++)
+        assert_true(isfinite(g->grad[j]));
+    assert_null(tg_rmsnorm(t, x, x, 1e-5f));
+    assert_non_null(strstr(tg_tape_error(t), "tg_rmsnorm: gain must be [37]"));
+    tg_tape_free(t);
+    tg_param_free(x);
+    tg_param_free(g);
+}
+
+/* Dropout: off returns its input; on, the mask is 0 or 1/(1-p), keeps
+ * about 1-p of the elements, and the same seed gives the same mask. */
+static void test_dropout(void **s)
+{
+    (void)s;
+    tg_rng r, a, b;
+    tg_rng_seed(&r, 22);
+    tg_tensor *x = tu_param(&r, TU_SHAPE(100, 50), 1.0f);
+    tg_tape *t = tg_tape_new(0);
+    tg_rng_seed(&a, 5);
+    assert_ptr_equal(tg_dropout(t, x, 0.0f, &a), x);
+    assert_ptr_equal(tg_dropout(t, x, 0.5f, NULL), x);
+    assert_int_equal(tg_tape_length(t), 0);
+    tg_rng_seed(&a, 5);
+    tg_rng_seed(&b, 5);
+    tg_tensor *y1 = tg_dropout(t, x, 0.3f, &a), *y2 = tg_dropout(t, x, 0.3f, &b);
+    size_t kept = 0;
+    for (size_t i = 0; i < x->size; i++) {
+        float ratio = y1->data[i] / x->data[i];
+        assert_true(y1->data[i] == 0.0f || fabsf(ratio - 1.0f / 0.7f) < 1e-6f);
+        assert_float_equal(y1->data[i], y2->data[i], 0.0f);
+        kept += y1->data[i] != 0.0f;
+    }
+    assert_true(kept > 3300 && kept < 3700); /* 3500 expected, sd 32 */
+    assert_null(tg_dropout(t, x, 1.0f, &a));
+    assert_non_null(strstr(tg_tape_error(t), "tg_dropout: p 1 is outside [0, 1)"));
+    tg_tape_free(t);
+    tg_param_free(x);
+}
+
 static void test_errors(void **s)
 {
     (void)s;
@@ -425,6 +495,8 @@ int main(void)
         cmocka_unit_test(test_reshape),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_rmsnorm_values),
+        cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,7 +90,8 @@ static void xavier_init(tg_gpt *m, uint64_t seed)
 
 tg_gpt *study_model(const study_opts *o, variant v, int layers, uint64_t seed)
 {
-    tg_gpt_config cfg = {STUDY_VOCAB, 2 * o->digits, layers, o->heads, o->dim, norms[v], 0};
+    tg_gpt_config cfg = {.vocab = STUDY_VOCAB, .ctx = 2 * o->digits, .layers = layers, .heads = o->heads, .dim = o->dim,
+                         .norm = norms[v]};
     char err[256];
     tg_gpt *m = tg_gpt_new(&cfg, seed, err, sizeof err);
     if (!m) {

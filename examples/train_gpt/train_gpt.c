@@ -58,7 +58,8 @@ static int build_model(run *r)
 {
     char err[256];
     const options *o = &r->o;
-    tg_gpt_config cfg = {r->d.vocab, o->ctx, o->layers, o->heads, o->dim, o->norm, 1.0f};
+    tg_gpt_config cfg = {.vocab = r->d.vocab, .ctx = o->ctx, .layers = o->layers, .heads = o->heads, .dim = o->dim,
+                         .norm = o->norm, .residual_scale = 1.0f};
     r->m = tg_gpt_new(&cfg, o->seed, err, sizeof err);
     if (!r->m) {
         fprintf(stderr, "train_gpt: %s\n", err);

@@ -11,7 +11,17 @@
  *   mlp(x)  = c_proj(gelu(c_fc(x)))           4x width, tanh GELU
  *
  * Linear weights are [out, in]; every Linear has a bias; LayerNorm eps 1e-5.
- * a is cfg.residual_scale (1 for GPT-2). */
+ * a is cfg.residual_scale (1 for GPT-2).
+ *
+ * The LLaMA-style options change parts, not the plan above:
+ *   normtype TG_RMSNORM   every LN is RMSNorm (gain only, eps 1e-5)
+ *   mlp TG_MLP_SWIGLU     mlp(x) = c_proj(silu(x Wg^T + bg) * (x Wu^T + bu)),
+ *                         hidden H = round_up(8 dim / 3, 8), c_fc packing
+ *                         [Wg; Wu] as [2H, dim] (gate rows first)
+ *   pos TG_POS_ROPE       no wpe: q and k turned by RoPE (base 10000) after c_attn
+ *   dropout p > 0         while m->training: on the embedding sum, on each
+ *                         branch before its residual add, and on the
+ *                         attention weights, drawn from m->dropout_rng */
 #include "tapegrad_internal.h"
 
 #include <math.h>
@@ -40,8 +50,38 @@ static const enum slot ln_layout[PER_BLOCK] = {LN1_W, LN1_B, ATTN_W, ATTN_B, APR
 static const enum slot rezero_layout[PER_REZERO_BLOCK] = {GATE_ATTN, ATTN_W, ATTN_B, APROJ_W, APROJ_B,
                                                           GATE_MLP, FC_W, FC_B, MPROJ_W, MPROJ_B};
 
-static int block_size(tg_norm_place norm) { return norm == TG_REZERO ? PER_REZERO_BLOCK : PER_BLOCK; }
-static const enum slot *block_layout(tg_norm_place norm) { return norm == TG_REZERO ? rezero_layout : ln_layout; }
+static bool slot_present(const tg_gpt_config *c, enum slot sl)
+{
+    if (sl == GATE_ATTN || sl == GATE_MLP)
+        return c->norm == TG_REZERO;
+    if (sl == LN1_W || sl == LN2_W)
+        return c->norm != TG_REZERO;
+    if (sl == LN1_B || sl == LN2_B)
+        return c->norm != TG_REZERO && c->normtype == TG_LAYERNORM;
+    return true;
+}
+
+/* The slots a block of this configuration holds, in named_parameters()
+ * order; returns how many. */
+static int block_layout(const tg_gpt_config *c, enum slot *out)
+{
+    const enum slot *order = c->norm == TG_REZERO ? rezero_layout : ln_layout;
+    int size = c->norm == TG_REZERO ? PER_REZERO_BLOCK : PER_BLOCK, n = 0;
+    for (int k = 0; k < size; k++)
+        if (slot_present(c, order[k]))
+            out[n++] = order[k];
+    return n;
+}
+
+/* Parameters before the first block: wte, and wpe unless RoPE. */
+static int first_block_param(const tg_gpt_config *c) { return c->pos == TG_POS_ROPE ? 1 : 2; }
+
+int tg_gpt_mlp_hidden(const tg_gpt_config *c)
+{
+    if (!c)
+        return 0;
+    return c->mlp == TG_MLP_SWIGLU ? (8 * c->dim / 3 + 7) / 8 * 8 : 4 * c->dim;
+}
 
 float tg_deepnorm_alpha(int layers) { return layers < 1 ? 0.0f : powf(2.0f * (float)layers, 0.25f); }
 float tg_deepnorm_beta(int layers) { return layers < 1 ? 0.0f : powf(8.0f * (float)layers, -0.25f); }
@@ -63,36 +103,47 @@ tg_status tg_gpt_config_check(const tg_gpt_config *c, char *err, size_t errlen)
     else if (!isfinite(c->residual_scale) || c->residual_scale < 0) bad = "residual_scale must be finite and >= 0";
     else if (c->norm == TG_REZERO && c->residual_scale != 0 && c->residual_scale != 1)
         bad = "residual_scale must be 0 or 1 with TG_REZERO";
+    else if ((unsigned)c->normtype > (unsigned)TG_RMSNORM) bad = "normtype must be TG_LAYERNORM or TG_RMSNORM";
+    else if ((unsigned)c->mlp > (unsigned)TG_MLP_SWIGLU) bad = "mlp must be TG_MLP_GELU or TG_MLP_SWIGLU";
+    else if ((unsigned)c->pos > (unsigned)TG_POS_ROPE) bad = "pos must be TG_POS_LEARNED or TG_POS_ROPE";
+    else if (c->pos == TG_POS_ROPE && (c->dim / c->heads) % 2) bad = "RoPE needs an even head size (dim / heads)";
+    else if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) bad = "dropout must be in [0, 1)";
     if (bad && err && errlen)
         snprintf(err, errlen, "tg_gpt_new: %s (vocab %d, ctx %d, layers %d, heads %d, dim %d)", bad,
                  c->vocab, c->ctx, c->layers, c->heads, c->dim);
     return bad ? TG_ERR_ARG : TG_OK;
 }
 
+/* Parameters after the blocks: ln_f's weight, and its bias unless RMSNorm. */
+static int tail_params(const tg_gpt_config *c) { return c->normtype == TG_RMSNORM ? 1 : 2; }
+
 int tg_gpt_config_params(const tg_gpt_config *c)
 {
+    enum slot layout[N_SLOTS];
     if (tg_gpt_config_check(c, NULL, 0) != TG_OK)
         return -1;
-    return 2 + block_size(c->norm) * c->layers + 2;
+    return first_block_param(c) + block_layout(c, layout) * c->layers + tail_params(c);
 }
 
 bool tg_gpt_config_param(const tg_gpt_config *c, int i, char *name, size_t len, int *ndim, int *shape)
 {
-    int n = tg_gpt_config_params(c), d = c ? c->dim : 0, rows, cols;
+    int n = tg_gpt_config_params(c), first = c ? first_block_param(c) : 0, rows, cols;
     if (n < 0 || i < 0 || i >= n || !name || !ndim || !shape)
         return false;
-    if (i < 2 || i >= n - 2) {
+    int d = c->dim, h = tg_gpt_mlp_hidden(c), fc = c->mlp == TG_MLP_SWIGLU ? 2 * h : h;
+    if (i < first || i >= n - tail_params(c)) {
         static const char *const ends[4] = {"transformer.wte.weight", "transformer.wpe.weight",
                                             "transformer.ln_f.weight", "transformer.ln_f.bias"};
-        int e = i < 2 ? i : i - n + 4;
+        int e = i < first ? i : 2 + i - (n - tail_params(c));
         snprintf(name, len, "%s", ends[e]);
         rows = e == 0 ? c->vocab : e == 1 ? c->ctx : d;
         cols = e < 2 ? d : 0;
     } else {
         const int shapes[N_SLOTS][2] = {{d, 0}, {d, 0}, {3 * d, d}, {3 * d, 0}, {d, d}, {d, 0}, {d, 0},
-                                        {d, 0}, {4 * d, d}, {4 * d, 0}, {d, 4 * d}, {d, 0}, {1, 0}, {1, 0}};
-        int size = block_size(c->norm), l = (i - 2) / size;
-        enum slot sl = block_layout(c->norm)[(i - 2) % size];
+                                        {d, 0}, {fc, d}, {fc, 0}, {d, h}, {d, 0}, {1, 0}, {1, 0}};
+        enum slot layout[N_SLOTS];
+        int size = block_layout(c, layout), l = (i - first) / size;
+        enum slot sl = layout[(i - first) % size];
         snprintf(name, len, "transformer.h.%d.%s", l, slot_names[sl]);
         rows = shapes[sl][0];
         cols = shapes[sl][1];
@@ -169,7 +220,7 @@ tg_gpt *tg_gpt_new(const tg_gpt_config *cfg, uint64_t seed, char *err, size_t er
         m->cfg.residual_scale = 1.0f;
     if (m->cfg.norm == TG_DEEPNORM)
         m->cfg.residual_scale = tg_deepnorm_alpha(cfg->layers);
-    m->params = calloc((size_t)(PER_BLOCK * cfg->layers + 4), sizeof *m->params);
+    m->params = calloc((size_t)PER_BLOCK * (size_t)cfg->layers + 4, sizeof *m->params);
     m->positions = malloc((size_t)cfg->ctx * sizeof *m->positions);
     if (!m->params || !m->positions || !alloc_params(m))
         goto oom;
@@ -203,15 +254,34 @@ tg_tensor *tg_gpt_param(const tg_gpt *m, const char *name)
     return NULL;
 }
 
-static tg_tensor *attn(tg_tape *t, tg_tensor *const *p, tg_tensor *x, int heads)
+static float dropout_p(const tg_gpt *m) { return m->dropout_rng ? m->cfg.dropout : 0.0f; }
+
+static tg_tensor *attn(tg_tape *t, const tg_gpt *m, tg_tensor *const *p, tg_tensor *x)
 {
     tg_tensor *qkv = tg_linear(t, x, p[ATTN_W], p[ATTN_B]);
-    return tg_linear(t, tg_attention(t, qkv, heads), p[APROJ_W], p[APROJ_B]);
+    if (m->cfg.pos == TG_POS_ROPE)
+        qkv = tg_rope(t, qkv, m->cfg.heads, TG_ROPE_BASE);
+    tg_tensor *y = tg_attention_dropout(t, qkv, m->cfg.heads, dropout_p(m), m->dropout_rng);
+    return tg_linear(t, y, p[APROJ_W], p[APROJ_B]);
 }
 
-static tg_tensor *mlp(tg_tape *t, tg_tensor *const *p, tg_tensor *x)
+static tg_tensor *mlp(tg_tape *t, const tg_gpt *m, tg_tensor *const *p, tg_tensor *x)
 {
-    return tg_linear(t, tg_gelu(t, tg_linear(t, x, p[FC_W], p[FC_B])), p[MPROJ_W], p[MPROJ_B]);
+    tg_tensor *h = tg_linear(t, x, p[FC_W], p[FC_B]);
+    h = m->cfg.mlp == TG_MLP_SWIGLU ? tg_swiglu(t, h) : tg_gelu(t, h);
+    return tg_linear(t, h, p[MPROJ_W], p[MPROJ_B]);
+}
+
+static tg_tensor *norm(tg_tape *t, const tg_gpt *m, tg_tensor *x, tg_tensor *w, tg_tensor *b)
+{
+    return m->cfg.normtype == TG_RMSNORM ? tg_rmsnorm(t, x, w, LN_EPS) : tg_layernorm(t, x, w, b, LN_EPS);
+}
+
+/* A branch's output as the residual add sees it: dropped out while
+ * training. */
+static tg_tensor *branch(tg_tape *t, const tg_gpt *m, tg_tensor *h)
+{
+    return dropout_p(m) > 0.0f ? tg_dropout(t, h, dropout_p(m), m->dropout_rng) : h;
 }
 
 /* "h.<layer>.<what>" on x; returns x. */
@@ -224,27 +294,26 @@ static tg_tensor *name_at(tg_tensor *x, int layer, const char *what)
 
 static tg_tensor *block(tg_tape *t, const tg_gpt *m, int layer, tg_tensor *x)
 {
-    int size = block_size(m->cfg.norm);
-    const enum slot *layout = block_layout(m->cfg.norm);
+    enum slot layout[N_SLOTS];
+    int size = block_layout(&m->cfg, layout);
     tg_tensor *p[N_SLOTS] = {0};
     for (int k = 0; k < size; k++)
-        p[layout[k]] = m->params[2 + size * layer + k];
+        p[layout[k]] = m->params[first_block_param(&m->cfg) + size * layer + k];
     float a = m->cfg.residual_scale;
-    int heads = m->cfg.heads;
     if (m->cfg.norm == TG_PRE_LN) {
-        tg_tensor *h = attn(t, p, tg_layernorm(t, x, p[LN1_W], p[LN1_B], LN_EPS), heads);
+        tg_tensor *h = branch(t, m, attn(t, m, p, norm(t, m, x, p[LN1_W], p[LN1_B])));
         x = name_at(tg_residual_scaled(t, x, h, a), layer, "resid_attn");
-        h = mlp(t, p, tg_layernorm(t, x, p[LN2_W], p[LN2_B], LN_EPS));
+        h = branch(t, m, mlp(t, m, p, norm(t, m, x, p[LN2_W], p[LN2_B])));
         return name_at(tg_residual_scaled(t, x, h, a), layer, "resid_mlp");
     }
     if (m->cfg.norm == TG_REZERO) {
-        x = name_at(tg_residual_gated(t, x, attn(t, p, x, heads), p[GATE_ATTN]), layer, "resid_attn");
-        return name_at(tg_residual_gated(t, x, mlp(t, p, x), p[GATE_MLP]), layer, "resid_mlp");
+        x = name_at(tg_residual_gated(t, x, branch(t, m, attn(t, m, p, x)), p[GATE_ATTN]), layer, "resid_attn");
+        return name_at(tg_residual_gated(t, x, branch(t, m, mlp(t, m, p, x)), p[GATE_MLP]), layer, "resid_mlp");
     }
-    x = name_at(tg_residual_scaled(t, x, attn(t, p, x, heads), a), layer, "resid_attn");
-    x = name_at(tg_layernorm(t, x, p[LN1_W], p[LN1_B], LN_EPS), layer, "norm_attn");
-    x = name_at(tg_residual_scaled(t, x, mlp(t, p, x), a), layer, "resid_mlp");
-    return name_at(tg_layernorm(t, x, p[LN2_W], p[LN2_B], LN_EPS), layer, "norm_mlp");
+    x = name_at(tg_residual_scaled(t, x, branch(t, m, attn(t, m, p, x)), a), layer, "resid_attn");
+    x = name_at(norm(t, m, x, p[LN1_W], p[LN1_B]), layer, "norm_attn");
+    x = name_at(tg_residual_scaled(t, x, branch(t, m, mlp(t, m, p, x)), a), layer, "resid_mlp");
+    return name_at(norm(t, m, x, p[LN2_W], p[LN2_B]), layer, "norm_mlp");
 }
 
 tg_tensor *tg_gpt_logits(tg_tape *t, const tg_gpt *m, const int *ids, int batch, int len)
@@ -256,13 +325,15 @@ tg_tensor *tg_gpt_logits(tg_tape *t, const tg_gpt *m, const int *ids, int batch,
                      batch, len, m ? m->cfg.ctx : 0);
         return NULL;
     }
-    tg_tensor *tok = tg_embedding(t, m->params[0], ids, 2, (int[]){batch, len});
-    tg_tensor *pos = tg_embedding(t, m->params[1], m->positions, 1, (int[]){len});
-    tg_tensor *x = tg_name(tg_add(t, tok, pos), "emb");
+    tg_tensor *x = tg_embedding(t, m->params[0], ids, 2, (int[]){batch, len});
+    if (m->cfg.pos == TG_POS_LEARNED)
+        x = tg_add(t, x, tg_embedding(t, m->params[1], m->positions, 1, (int[]){len}));
+    x = tg_name(branch(t, m, x), "emb");
     for (int l = 0; l < m->cfg.layers; l++)
         x = block(t, m, l, x);
-    tg_tensor *const *f = m->params + m->n_params - 2;
-    tg_tensor *y = tg_name(tg_layernorm(t, x, f[0], f[1], LN_EPS), "ln_f");
+    bool rms = m->cfg.normtype == TG_RMSNORM;
+    tg_tensor *const *f = m->params + m->n_params - (rms ? 1 : 2);
+    tg_tensor *y = tg_name(norm(t, m, x, f[0], rms ? NULL : f[1]), "ln_f");
     return tg_name(tg_matmul(t, y, m->params[0], false, true), "logits");
 }
 

@@ -10,6 +10,11 @@
  *   dS = P * (dP - sum_s P dP)  (the softmax backward)
  *   dq_t += scale * sum_s dS[t,s] k_s;   dk_s += scale * dS[t,s] q_t
  *
+ * With dropout p on the weights, y_t = sum_s P'[t,s] v_s where P' = P * M
+ * and M[t,s] is 0 (dropped) or 1/(1-p), drawn when the op is recorded. Then
+ * dv_s uses P', dP = dP' * M, and since P dP = P' dP' the softmax backward
+ * becomes dS = P' dP' - P sum_s P' dP'. P' is kept beside P.
+ *
  * Heads are read and written in place through strides; P [B, heads, T, T] is
  * kept from the forward, followed by (T + D)*tp floats of scratch per
  * (batch, head), tp = T rounded up to PAD: rows of scores (the forward uses
@@ -58,7 +63,37 @@ static attn_dims dims_of(const tg_node *n)
     return (attn_dims){qkv->shape[0], qkv->shape[1], c, heads, c / heads, padded(qkv->shape[1])};
 }
 
+static float *pair_scratch(const tg_node *n, const attn_dims *a, int bh)
+{
+    size_t pairs = (size_t)a->b * a->heads, tt = (size_t)a->t;
+    return (float *)n->aux + pairs * tt * tt + (size_t)bh * (size_t)(a->t + a->d) * a->tp;
+}
+
+/* P' of every pair (the dropout case), after the scratch of the last. */
+static float *dropped_probs(const tg_node *n, const attn_dims *a)
+{
+    return pair_scratch(n, a, a->b * a->heads);
+}
+
 tg_tensor *tg_attention(tg_tape *t, tg_tensor *qkv, int heads)
+{
+    return tg_attention_dropout(t, qkv, heads, 0.0f, NULL);
+}
+
+/* M over the causal triangle of every (batch, head) pair in order, row by
+ * row: an element is kept when its uniform draw is at least p. */
+static void draw_mask(float *m, size_t pairs, int len, float p, tg_rng *rng)
+{
+    float keep = 1.0f / (1.0f - p);
+    for (size_t bh = 0; bh < pairs; bh++)
+        for (int t = 0; t < len; t++) {
+            float *row = m + (bh * (size_t)len + (size_t)t) * (size_t)len;
+            for (int s = 0; s < len; s++)
+                row[s] = s <= t && tg_rng_uniform(rng) >= p ? keep : 0.0f;
+        }
+}
+
+tg_tensor *tg_attention_dropout(tg_tape *t, tg_tensor *qkv, int heads, float p, tg_rng *rng)
 {
     if (!tg_tape_check_inputs(t, "tg_attention", &qkv, 1))
         return NULL;
@@ -73,13 +108,21 @@ tg_tensor *tg_attention(tg_tape *t, tg_tensor *qkv, int heads)
         tg_tape_fail(t, TG_ERR_ARG, "tg_attention: %d heads do not divide C = %d", heads, c);
         return NULL;
     }
-    tg_node n = {.op = TG_OP_ATTENTION, .n_in = 1, .in = {qkv}, .i = {heads}};
+    if (!(p >= 0.0f && p < 1.0f)) {
+        tg_tape_fail(t, TG_ERR_ARG, "tg_attention: dropout %g is outside [0, 1)", (double)p);
+        return NULL;
+    }
+    bool drop = p > 0.0f && rng;
+    tg_node n = {.op = TG_OP_ATTENTION, .n_in = 1, .in = {qkv}, .i = {heads, drop}};
     if (!tg_node_output(t, &n, 3, (int[]){qkv->shape[0], qkv->shape[1], c}))
         return NULL;
     size_t pairs = (size_t)qkv->shape[0] * heads, tt = (size_t)qkv->shape[1], d = (size_t)(c / heads);
-    size_t tp = padded(qkv->shape[1]);
-    if (!(n.aux = tg_arena_alloc(t, pairs * (tt * tt + (tt + d) * tp) * sizeof(float))))
+    size_t tp = padded(qkv->shape[1]), masked = drop ? pairs * tt * tt : 0;
+    if (!(n.aux = tg_arena_alloc(t, (pairs * (tt * tt + (tt + d) * tp) + masked) * sizeof(float))))
         return NULL;
+    attn_dims a = dims_of(&n);
+    if (drop)
+        draw_mask(dropped_probs(&n, &a), pairs, (int)tt, p, rng);
     return tg_tape_record(t, &n);
 }
 
@@ -179,12 +222,6 @@ static void softmax_row(const attn_dims *a, float *row, float *p, int t)
         p[s] = 0.0f;
 }
 
-static float *pair_scratch(const tg_node *n, const attn_dims *a, int bh)
-{
-    size_t pairs = (size_t)a->b * a->heads, tt = (size_t)a->t;
-    return (float *)n->aux + pairs * tt * tt + (size_t)bh * (size_t)(a->t + a->d) * a->tp;
-}
-
 /* One (batch, head) pair per chunk, or all of them in one when they are too
  * small to be worth handing out. */
 static long pair_chunks(const attn_dims *a)
@@ -210,17 +247,22 @@ static void forward_chunk(void *ctx, long chunk)
         int b = bh / a.heads, h = bh % a.heads;
         const float *base = n->in[0]->data + (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
         float *p = probs + (size_t)bh * a.t * a.t, *rows = pair_scratch(n, &a, bh), *kt = rows + (size_t)a.t * a.tp;
+        float *pd = n->i[1] ? dropped_probs(n, &a) + (size_t)bh * a.t * a.t : NULL;
         transpose_head(&a, base, 1, kt);
         float *y = n->out->data + (size_t)b * a.t * a.c + (size_t)h * a.d;
         for (int t0 = 0; t0 < a.t; t0 += ROWS) {
             int r = a.t - t0 < ROWS ? a.t - t0 : ROWS;
             rows_times(&a, base + (size_t)t0 * 3 * a.c, (size_t)3 * a.c, r, kt, rows, padded(t0 + r),
                        1.0f / sqrtf((float)a.d));
-            for (int i = 0; i < r; i++)
+            for (int i = 0; i < r; i++) {
                 softmax_row(&a, rows + (size_t)i * a.tp, p + (size_t)(t0 + i) * a.t, t0 + i);
+                if (pd)
+                    for (int s = 0; s <= t0 + i; s++)
+                        pd[(size_t)(t0 + i) * a.t + s] *= p[(size_t)(t0 + i) * a.t + s];
+            }
             for (int i = 0; i < r; i++)
                 memset(y + (size_t)(t0 + i) * a.c, 0, (size_t)a.d * sizeof(float));
-            combine(y + (size_t)t0 * a.c, (size_t)a.c, r, p + (size_t)t0 * a.t, (size_t)a.t, 1,
+            combine(y + (size_t)t0 * a.c, (size_t)a.c, r, (pd ? pd : p) + (size_t)t0 * a.t, (size_t)a.t, 1,
                     base + 2 * a.c, (size_t)3 * a.c, t0 + r, a.d);
         }
     }
@@ -234,12 +276,18 @@ void tg_attention_forward(tg_node *n)
 
 /* Row t of dS = scale * P * (dP - rowsum(P dP)) in place of its dP, zero
  * past the causal limit (where rows_times left dy_t . v_s). */
-static void ds_row(const attn_dims *a, const float *p, float *ds, int t)
+static void ds_row(const attn_dims *a, const float *p, const float *pd, float *ds, int t)
 {
     const float scale = 1.0f / sqrtf((float)a->d);
-    float dot = tg_vdot(p, ds, t + 1);
-    for (int s = 0; s <= t; s++)
-        ds[s] = scale * p[s] * (ds[s] - dot);
+    if (pd) {
+        float dot = tg_vdot(pd, ds, t + 1);
+        for (int s = 0; s <= t; s++)
+            ds[s] = scale * (pd[s] * ds[s] - p[s] * dot);
+    } else {
+        float dot = tg_vdot(p, ds, t + 1);
+        for (int s = 0; s <= t; s++)
+            ds[s] = scale * p[s] * (ds[s] - dot);
+    }
     for (int s = t + 1; s < a->t; s++)
         ds[s] = 0.0f;
 }
@@ -248,8 +296,8 @@ static void ds_row(const attn_dims *a, const float *p, float *ds, int t)
  * dS[t,s] k_s; and ROWS columns at a time dk_s = sum_{t>=s} dS[t,s] q_t and
  * dv_s = sum_{t>=s} P[t,s] dy_t. The zeros above the diagonals of P and dS
  * let a block run over its longest row or column. */
-static void backward_pair(const attn_dims *a, const float *base, float *dbase, const float *p, const float *dy,
-                          float *ds, float *vt)
+static void backward_pair(const attn_dims *a, const float *base, float *dbase, const float *p, const float *pd,
+                          const float *dy, float *ds, float *vt)
 {
     const size_t stride = 3 * (size_t)a->c;
     transpose_head(a, base, 2, vt);
@@ -257,7 +305,7 @@ static void backward_pair(const attn_dims *a, const float *base, float *dbase, c
         int r = a->t - t0 < ROWS ? a->t - t0 : ROWS;
         rows_times(a, dy + (size_t)t0 * a->c, (size_t)a->c, r, vt, ds + (size_t)t0 * a->tp, padded(t0 + r), 1.0f);
         for (int t = t0; t < t0 + r; t++)
-            ds_row(a, p + (size_t)t * a->t, ds + (size_t)t * a->tp, t);
+            ds_row(a, p + (size_t)t * a->t, pd ? pd + (size_t)t * a->t : NULL, ds + (size_t)t * a->tp, t);
         combine(dbase + t0 * stride, stride, r, ds + (size_t)t0 * a->tp, (size_t)a->tp, 1, base + a->c, stride,
                 t0 + r, a->d);
     }
@@ -265,7 +313,7 @@ static void backward_pair(const attn_dims *a, const float *base, float *dbase, c
         int r = a->t - s0 < ROWS ? a->t - s0 : ROWS, n = a->t - s0;
         combine(dbase + s0 * stride + a->c, stride, r, ds + (size_t)s0 * a->tp + s0, 1, (size_t)a->tp,
                 base + s0 * stride, stride, n, a->d);
-        combine(dbase + s0 * stride + 2 * a->c, stride, r, p + (size_t)s0 * a->t + s0, 1, (size_t)a->t,
+        combine(dbase + s0 * stride + 2 * a->c, stride, r, (pd ? pd : p) + (size_t)s0 * a->t + s0, 1, (size_t)a->t,
                 dy + (size_t)s0 * a->c, (size_t)a->c, n, a->d);
     }
 }
@@ -281,7 +329,8 @@ static void backward_chunk(void *ctx, long chunk)
         int b = bh / a.heads, h = bh % a.heads;
         size_t off = (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
         float *ds = pair_scratch(n, &a, bh);
-        backward_pair(&a, n->in[0]->data + off, n->in[0]->grad + off, probs + (size_t)bh * a.t * a.t,
+        const float *pd = n->i[1] ? dropped_probs(n, &a) + (size_t)bh * a.t * a.t : NULL;
+        backward_pair(&a, n->in[0]->data + off, n->in[0]->grad + off, probs + (size_t)bh * a.t * a.t, pd,
                       n->out->grad + (size_t)b * a.t * a.c + (size_t)h * a.d, ds, ds + (size_t)a.t * a.tp);
     }
 }

@@ -43,6 +43,8 @@
     X(LOGSUMEXP, logsumexp)            \
     X(PERMUTE, permute)                \
     X(SLICE, slice)                    \
-    X(CONCAT, concat)
+    X(CONCAT, concat)                  \
+    X(RMSNORM, rmsnorm)                \
+    X(DROPOUT, dropout)
 
 #endif
