@@ -92,6 +92,10 @@ void tg_layernorm_row(const float *x, int c, const float *gamma, const float *be
                       float *stats);
 /* y = GELU(x) (tanh form) for n elements. */
 void tg_gelu_span(const float *restrict x, float *restrict y, long n);
+/* One row of RMSNorm as the op computes it; returns the row's 1/rms. */
+double tg_rmsnorm_row(const float *x, int c, const float *g, float eps, float *y);
+/* One row of SwiGLU's gate: y = silu(a) * b over half elements. */
+void tg_swiglu_row(const float *restrict a, const float *restrict b, float *restrict y, int half);
 
 /* ---- GEMM (src/ops/gemm.c): C = alpha * op(A) op(B) + beta * C ---- */
 void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,

@@ -26,9 +26,13 @@
 
 static double worst_seen;
 
-static tg_gpt *model(tg_norm_place norm, float residual_scale, int vocab, int ctx, uint64_t seed)
+/* llama: RMSNorm, SwiGLU and RoPE in place of GPT-2's choices. */
+static tg_gpt *model_of(tg_norm_place norm, float residual_scale, int vocab, int ctx, uint64_t seed, bool llama)
 {
-    tg_gpt_config cfg = {vocab, ctx, 2, 2, 32, norm, residual_scale};
+    tg_gpt_config cfg = {.vocab = vocab, .ctx = ctx, .layers = 2, .heads = 2, .dim = 32, .norm = norm,
+                         .residual_scale = residual_scale};
+    if (llama)
+        cfg.normtype = TG_RMSNORM, cfg.mlp = TG_MLP_SWIGLU, cfg.pos = TG_POS_ROPE;
     char err[256] = "";
     tg_gpt *m = tg_gpt_new(&cfg, seed, err, sizeof err);
     if (!m)
@@ -41,6 +45,11 @@ static tg_gpt *model(tg_norm_place norm, float residual_scale, int vocab, int ct
         tg_fill_normal(p, &r, gain ? 1.0f : 0.0f, 0.3f);
     }
     return m;
+}
+
+static tg_gpt *model(tg_norm_place norm, float residual_scale, int vocab, int ctx, uint64_t seed)
+{
+    return model_of(norm, residual_scale, vocab, ctx, seed, false);
 }
 
 /* The last row of tg_gpt_logits for window[0 .. len-1], into out[vocab]. */
@@ -79,10 +88,10 @@ static void window_append(int *window, int *len, int ctx, int token)
 
 /* Pushes n random tokens one at a time; after each, the cached logits must
  * be the full pass's over the window. */
-static void check_against_full(tg_norm_place norm, float scale, int ctx, const char *what)
+static void check_against_full(tg_norm_place norm, float scale, int ctx, const char *what, bool llama)
 {
     enum { VOCAB = 13 };
-    tg_gpt *m = model(norm, scale, VOCAB, ctx, 7);
+    tg_gpt *m = model_of(norm, scale, VOCAB, ctx, 7, llama);
     tg_tape *t = tg_tape_new(0);
     char err[256] = "";
     tg_generator *g = tg_generator_new(m, err, sizeof err);
@@ -118,34 +127,43 @@ static void check_against_full(tg_norm_place norm, float scale, int ctx, const c
 static void test_pre_ln(void **s)
 {
     (void)s;
-    check_against_full(TG_PRE_LN, 1.0f, 8, "Pre-LN");
-    check_against_full(TG_PRE_LN, 0.8f, 7, "Pre-LN, residual scale 0.8, odd ctx");
+    check_against_full(TG_PRE_LN, 1.0f, 8, "Pre-LN", false);
+    check_against_full(TG_PRE_LN, 0.8f, 7, "Pre-LN, residual scale 0.8, odd ctx", false);
 }
 
 static void test_post_ln(void **s)
 {
     (void)s;
-    check_against_full(TG_POST_LN, 1.0f, 8, "Post-LN");
-    check_against_full(TG_POST_LN, 1.3f, 6, "Post-LN, residual scale 1.3");
+    check_against_full(TG_POST_LN, 1.0f, 8, "Post-LN", false);
+    check_against_full(TG_POST_LN, 1.3f, 6, "Post-LN, residual scale 1.3", false);
+}
+
+/* RMSNorm, SwiGLU and RoPE: positions restart with the window, as in a
+ * full pass over it. */
+static void test_llama(void **s)
+{
+    (void)s;
+    check_against_full(TG_PRE_LN, 1.0f, 8, "LLaMA-style Pre-LN", true);
+    check_against_full(TG_POST_LN, 1.0f, 7, "LLaMA-style Post-LN", true);
 }
 
 static void test_deepnorm(void **s)
 {
     (void)s;
-    check_against_full(TG_DEEPNORM, 0.0f, 8, "DeepNorm");
+    check_against_full(TG_DEEPNORM, 0.0f, 8, "DeepNorm", false);
 }
 
 static void test_rezero(void **s)
 {
     (void)s;
-    check_against_full(TG_REZERO, 0.0f, 8, "ReZero");
+    check_against_full(TG_REZERO, 0.0f, 8, "ReZero", false);
 }
 
 /* ctx 1: every token after the first starts a new window of itself. */
 static void test_ctx_one(void **s)
 {
     (void)s;
-    check_against_full(TG_PRE_LN, 1.0f, 1, "Pre-LN, ctx 1");
+    check_against_full(TG_PRE_LN, 1.0f, 1, "Pre-LN, ctx 1", false);
 }
 
 /* A long context puts more than 16 positions in a window, where the
@@ -153,7 +171,7 @@ static void test_ctx_one(void **s)
 static void test_long_ctx(void **s)
 {
     (void)s;
-    check_against_full(TG_PRE_LN, 1.0f, 40, "Pre-LN, ctx 40");
+    check_against_full(TG_PRE_LN, 1.0f, 40, "Pre-LN, ctx 40", false);
 }
 
 /* Feeding a run of tokens at once gives what pushing them one by one does,
@@ -472,6 +490,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pre_ln),           cmocka_unit_test(test_post_ln),
         cmocka_unit_test(test_deepnorm),         cmocka_unit_test(test_rezero),
+        cmocka_unit_test(test_llama),
         cmocka_unit_test(test_ctx_one),          cmocka_unit_test(test_long_ctx),
         cmocka_unit_test(test_feed_equals_push), cmocka_unit_test(test_top_k_one_is_argmax),
         cmocka_unit_test(test_sampling_distribution), cmocka_unit_test(test_bad_sampling_args),

@@ -3,15 +3,16 @@
  * The generator runs the model of gpt.c without a tape, a batch of new
  * rows at positions p0 .. p0+n-1 of its window at a time:
  *
- *   x = wte[token] + wpe[position]
- *   per block, the variant's order of LayerNorm, residual add and branch;
+ *   x = wte[token] + wpe[position]       (RoPE: wte[token] alone)
+ *   per block, the variant's order of norm, residual add and branch;
+ *   RoPE turns each row's q and k by its position in the window;
  *   attention for the row at position t reads the keys and values of
  *   positions 0 .. t from the cache, where each row's own are stored first
  *   logits = ln_f(x) wte^T, for the last row only
  *
  * The products go through tg_gemm, whose result for an element does not
- * depend on how many rows the product has, LayerNorm and GELU through the
- * ops' own row kernels, and attention sums in the order of the attention op
+ * depend on how many rows the product has, the norms, GELU and SwiGLU
+ * through the ops' own row kernels, and attention sums in the order of the attention op
  * (scaled q times k over the head, tg_vexp, tg_vsum, then p times v over the
  * positions), so the logits agree with tg_gpt_logits on the same window. */
 #include "tapegrad_internal.h"
@@ -60,7 +61,8 @@ struct tg_generator {
     block_params *blocks;
     float *keys, *values;         /* [layers][ctx][dim] */
     float *x, *h, *qkv, *y;       /* rows: [ctx][dim], dim, 3 dim, dim */
-    float *fc, *act;              /* rows: [ctx][4 dim] */
+    float *fc, *act;              /* rows: [ctx][c_fc rows], [ctx][hidden] */
+    float *rope;                  /* [head size]: cos and sin of one position */
     float *scores;                /* [ctx] */
     float *logits;                /* [vocab] */
 };
@@ -86,10 +88,11 @@ static bool bind_params(tg_generator *g, char *missing, size_t len)
 {
     const tg_gpt *m = g->m;
     bool ok = true, ln = m->cfg.norm != TG_REZERO;
+    bool rms = m->cfg.normtype == TG_RMSNORM;
     g->wte = find(m, -1, "wte.weight", &ok, missing, len);
-    g->wpe = find(m, -1, "wpe.weight", &ok, missing, len);
+    g->wpe = m->cfg.pos == TG_POS_LEARNED ? find(m, -1, "wpe.weight", &ok, missing, len) : NULL;
     g->lnf_w = find(m, -1, "ln_f.weight", &ok, missing, len);
-    g->lnf_b = find(m, -1, "ln_f.bias", &ok, missing, len);
+    g->lnf_b = rms ? NULL : find(m, -1, "ln_f.bias", &ok, missing, len);
     for (int l = 0; l < m->cfg.layers; l++) {
         block_params *b = &g->blocks[l];
         b->attn_w = find(m, l, "attn.c_attn.weight", &ok, missing, len);
@@ -102,9 +105,9 @@ static bool bind_params(tg_generator *g, char *missing, size_t len)
         b->mproj_b = find(m, l, "mlp.c_proj.bias", &ok, missing, len);
         if (ln) {
             b->ln1_w = find(m, l, "ln_1.weight", &ok, missing, len);
-            b->ln1_b = find(m, l, "ln_1.bias", &ok, missing, len);
+            b->ln1_b = rms ? NULL : find(m, l, "ln_1.bias", &ok, missing, len);
             b->ln2_w = find(m, l, "ln_2.weight", &ok, missing, len);
-            b->ln2_b = find(m, l, "ln_2.bias", &ok, missing, len);
+            b->ln2_b = rms ? NULL : find(m, l, "ln_2.bias", &ok, missing, len);
         } else {
             b->gate_attn = find(m, l, "rezero.attn", &ok, missing, len);
             b->gate_mlp = find(m, l, "rezero.mlp", &ok, missing, len);
@@ -129,6 +132,7 @@ static tg_generator *generator_new(const tg_gpt *m, tg_status *st, char *err, si
     g->dim = m->cfg.dim;
     g->vocab = m->cfg.vocab;
     size_t rows = (size_t)g->ctx, d = (size_t)g->dim, cache = (size_t)m->cfg.layers * rows * d;
+    size_t hidden = (size_t)tg_gpt_mlp_hidden(&m->cfg), fc = m->cfg.mlp == TG_MLP_SWIGLU ? 2 * hidden : hidden;
     g->window = malloc(rows * sizeof *g->window);
     g->blocks = calloc((size_t)m->cfg.layers, sizeof *g->blocks);
     g->keys = malloc(cache * sizeof(float));
@@ -137,12 +141,13 @@ static tg_generator *generator_new(const tg_gpt *m, tg_status *st, char *err, si
     g->h = malloc(rows * d * sizeof(float));
     g->qkv = malloc(3 * rows * d * sizeof(float));
     g->y = malloc(rows * d * sizeof(float));
-    g->fc = malloc(4 * rows * d * sizeof(float));
-    g->act = malloc(4 * rows * d * sizeof(float));
+    g->fc = malloc(rows * fc * sizeof(float));
+    g->act = malloc(rows * hidden * sizeof(float));
+    g->rope = malloc((d / (size_t)m->cfg.heads) * sizeof(float));
     g->scores = malloc(rows * sizeof(float));
     g->logits = malloc((size_t)g->vocab * sizeof(float));
     if (!g->window || !g->blocks || !g->keys || !g->values || !g->x || !g->h || !g->qkv || !g->y || !g->fc || !g->act ||
-        !g->scores || !g->logits)
+        !g->scores || !g->logits || !g->rope)
         goto oom;
     char missing[96];
     if (!bind_params(g, missing, sizeof missing)) {
@@ -181,6 +186,7 @@ void tg_generator_free(tg_generator *g)
     free(g->act);
     free(g->scores);
     free(g->logits);
+    free(g->rope);
     free(g);
 }
 
@@ -204,10 +210,28 @@ static void linear(const float *in, int n, const tg_tensor *w, const tg_tensor *
     tg_gemm(false, true, n, nout, nin, 1.0f, in, nin, w->data, nin, 1.0f, out, nout);
 }
 
-static void layernorm(const float *in, int n, int c, const tg_tensor *w, const tg_tensor *b, float *out)
+/* The model's norm (LayerNorm, or RMSNorm without b) on n rows. */
+static void norm(const tg_generator *g, const float *in, int n, const tg_tensor *w, const tg_tensor *b, float *out)
 {
-    for (int r = 0; r < n; r++)
-        tg_layernorm_row(in + (size_t)r * c, c, w->data, b->data, LN_EPS, out + (size_t)r * c, NULL);
+    int c = g->dim;
+    for (int r = 0; r < n; r++) {
+        size_t off = (size_t)r * c;
+        if (g->m->cfg.normtype == TG_RMSNORM)
+            tg_rmsnorm_row(in + off, c, w->data, LN_EPS, out + off);
+        else
+            tg_layernorm_row(in + off, c, w->data, b->data, LN_EPS, out + off, NULL);
+    }
+}
+
+/* RoPE on the q and k heads of the rows in g->qkv (positions p0 ..). */
+static void rotate_rows(tg_generator *g, int p0, int n)
+{
+    int d = g->dim, heads = g->m->cfg.heads, hd = d / heads;
+    for (int r = 0; r < n; r++) {
+        tg_rope_table(hd, p0 + r, 1, TG_ROPE_BASE, g->rope);
+        for (int h = 0; h < 2 * heads; h++)
+            tg_rope_rotate(g->qkv + (size_t)r * 3 * d + (size_t)h * hd, hd, g->rope, false);
+    }
 }
 
 /* One head of one row at position t: y = softmax_s(scale q.k_s) v_s over
@@ -257,18 +281,28 @@ static void attention(tg_generator *g, int l, int p0, int n)
                         g->y + (size_t)r * d + (size_t)h * hd);
 }
 
-/* The branches: g->h = c_proj(attention(c_attn(in))), c_proj(gelu(c_fc(in))). */
+/* The branches: g->h = c_proj(attention(c_attn(in))), c_proj(act(c_fc(in)))
+ * with act GELU or SwiGLU's gate. */
 static void attn_branch(tg_generator *g, const block_params *b, int l, const float *in, int p0, int n)
 {
     linear(in, n, b->attn_w, b->attn_b, g->qkv);
+    if (g->m->cfg.pos == TG_POS_ROPE)
+        rotate_rows(g, p0, n);
     attention(g, l, p0, n);
     linear(g->y, n, b->aproj_w, b->aproj_b, g->h);
 }
 
 static void mlp_branch(tg_generator *g, const block_params *b, const float *in, int n)
 {
+    int hidden = tg_gpt_mlp_hidden(&g->m->cfg);
     linear(in, n, b->fc_w, b->fc_b, g->fc);
-    tg_gelu_span(g->fc, g->act, (long)n * 4 * g->dim);
+    if (g->m->cfg.mlp == TG_MLP_SWIGLU)
+        for (int r = 0; r < n; r++) {
+            const float *row = g->fc + (size_t)r * 2 * hidden;
+            tg_swiglu_row(row, row + hidden, g->act + (size_t)r * hidden, hidden);
+        }
+    else
+        tg_gelu_span(g->fc, g->act, (long)n * hidden);
     linear(g->act, n, b->mproj_w, b->mproj_b, g->h);
 }
 
@@ -292,10 +326,10 @@ static void block(tg_generator *g, int l, int p0, int n)
     float a = g->m->cfg.residual_scale;
     switch (g->m->cfg.norm) {
     case TG_PRE_LN:
-        layernorm(g->x, n, g->dim, b->ln1_w, b->ln1_b, g->y);
+        norm(g, g->x, n, b->ln1_w, b->ln1_b, g->y);
         attn_branch(g, b, l, g->y, p0, n);
         residual(g->x, g->h, size, a, NULL);
-        layernorm(g->x, n, g->dim, b->ln2_w, b->ln2_b, g->y);
+        norm(g, g->x, n, b->ln2_w, b->ln2_b, g->y);
         mlp_branch(g, b, g->y, n);
         residual(g->x, g->h, size, a, NULL);
         break;
@@ -308,10 +342,10 @@ static void block(tg_generator *g, int l, int p0, int n)
     default: /* TG_POST_LN, TG_DEEPNORM: LN(a x + f(x)) */
         attn_branch(g, b, l, g->x, p0, n);
         residual(g->x, g->h, size, a, NULL);
-        layernorm(g->x, n, g->dim, b->ln1_w, b->ln1_b, g->x);
+        norm(g, g->x, n, b->ln1_w, b->ln1_b, g->x);
         mlp_branch(g, b, g->x, n);
         residual(g->x, g->h, size, a, NULL);
-        layernorm(g->x, n, g->dim, b->ln2_w, b->ln2_b, g->x);
+        norm(g, g->x, n, b->ln2_w, b->ln2_b, g->x);
     }
 }
 
@@ -321,15 +355,14 @@ static const float *run_pending(tg_generator *g)
     int p0 = g->cached, n = g->len - p0, d = g->dim;
     for (int r = 0; r < n; r++) {
         const float *tok = g->wte->data + (size_t)g->window[p0 + r] * d;
-        const float *pos = g->wpe->data + (size_t)(p0 + r) * d;
         float *x = g->x + (size_t)r * d;
         for (int j = 0; j < d; j++)
-            x[j] = tok[j] + pos[j];
+            x[j] = g->wpe ? tok[j] + g->wpe->data[(size_t)(p0 + r) * d + j] : tok[j];
     }
     for (int l = 0; l < g->m->cfg.layers; l++)
         block(g, l, p0, n);
     float *last = g->x + (size_t)(n - 1) * d;
-    tg_layernorm_row(last, d, g->lnf_w->data, g->lnf_b->data, LN_EPS, g->y, NULL);
+    norm(g, last, 1, g->lnf_w, g->lnf_b, g->y);
     tg_gemm(false, true, 1, g->vocab, d, 1.0f, g->y, d, g->wte->data, d, 0.0f, g->logits, g->vocab);
     g->cached = g->len;
     return g->logits;

@@ -73,6 +73,14 @@ static double sum_squares(const float *x, int c)
     return s;
 }
 
+double tg_rmsnorm_row(const float *x, int c, const float *g, float eps, float *y)
+{
+    double rstd = 1.0 / sqrt(sum_squares(x, c) / c + (double)eps);
+    for (int j = 0; j < c; j++)
+        y[j] = (float)(x[j] * rstd) * g[j];
+    return rstd;
+}
+
 static void chunk_rows(const tg_node *n, long ch, long *r0, long *r1)
 {
     long rows = (long)tg_rows(n->out);
@@ -89,12 +97,8 @@ static void forward_chunk(void *ctx, long ch)
     long r0, r1;
     chunk_rows(n, ch, &r0, &r1);
     for (long r = r0; r < r1; r++) {
-        const float *x = n->in[0]->data + (size_t)r * c;
-        float *y = n->out->data + (size_t)r * c;
-        double rstd = 1.0 / sqrt(sum_squares(x, c) / c + (double)n->f[0]);
-        aux->rstd[r] = (float)rstd;
-        for (int j = 0; j < c; j++)
-            y[j] = (float)(x[j] * rstd) * g[j];
+        size_t off = (size_t)r * c;
+        aux->rstd[r] = (float)tg_rmsnorm_row(n->in[0]->data + off, c, g, n->f[0], n->out->data + off);
     }
 }
 

@@ -29,7 +29,7 @@ tg_tensor *tg_swiglu(tg_tape *t, tg_tensor *h)
     return tg_tape_emit(t, &n, h->ndim, shape);
 }
 
-static void forward_row(const float *restrict a, const float *restrict b, float *restrict y, int half)
+void tg_swiglu_row(const float *restrict a, const float *restrict b, float *restrict y, int half)
 {
     for (int j = 0; j < half; j++)
         y[j] = a[j] / (1.0f + tg_vexp(-a[j])) * b[j];
@@ -60,7 +60,7 @@ static void forward_chunk(void *ctx, long i)
     long rows = (long)tg_rows(h), per = rows_per_chunk(n);
     for (long r = i * per; r < rows && r < (i + 1) * per; r++) {
         const float *row = h->data + (size_t)r * 2 * half;
-        forward_row(row, row + half, n->out->data + (size_t)r * half, half);
+        tg_swiglu_row(row, row + half, n->out->data + (size_t)r * half, half);
     }
 }
 
