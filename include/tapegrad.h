@@ -155,12 +155,16 @@ tg_tensor *tg_residual_scaled(tg_tape *t, tg_tensor *x, tg_tensor *f, float alph
 /* LayerNorm over the last dimension with per-feature gamma and beta [C]. */
 tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta, float eps);
 /* RMSNorm over the last dimension with a gain g [C]:
- * x / sqrt(mean(x^2) + eps) * g. */
+ * x / sqrt(mean(x^2) + eps) * g. The mean of squares is taken in double, so
+ * any finite row normalises (a row of 1e30s included). */
 tg_tensor *tg_rmsnorm(tg_tape *t, tg_tensor *x, tg_tensor *g, float eps);
 /* Dropout: each element kept (scaled by 1/(1-p)) when a uniform draw from
  * rng is at least p, drawn in order when recorded; p in [0, 1). p = 0 or
  * rng NULL returns x itself and records nothing. */
 tg_tensor *tg_dropout(tg_tape *t, tg_tensor *x, float p, tg_rng *rng);
+/* Mean-squared error mean((a - b)^2) of two tensors of one shape, to a
+ * one-element tensor (a loss). */
+tg_tensor *tg_mse(tg_tape *t, tg_tensor *a, tg_tensor *b);
 /* Sum and mean of all elements, to a one-element tensor. */
 tg_tensor *tg_sum(tg_tape *t, tg_tensor *x);
 tg_tensor *tg_mean(tg_tape *t, tg_tensor *x);
@@ -479,6 +483,16 @@ void tg_grad_report_print(FILE *f, const tg_grad_stat *rows, int n);
  * with a message in err for NULL pointers, n < 1, eps < 0 or not finite, a
  * value of x not finite, or var + eps = 0. */
 tg_status tg_layernorm_jacobian(const float *x, int n, float eps, double *J, char *err, size_t errlen);
+
+/* The RMSNorm Jacobian dxhat/dx of one row x of length n (gain 1), into J
+ * (n*n, row-major, in double):
+ *   J = (r / n) (n I - xhat xhat^T),  r = 1/sqrt(ms + eps), ms = mean(x^2), xhat = x r
+ * J is symmetric; J dy is RMSNorm's dx for an upstream gradient dy. Its
+ * eigenvalues: r eps / (ms + eps) along x, r on the n - 1 directions
+ * orthogonal to x (the all-ones vector is not null, unlike LayerNorm's).
+ * TG_ERR_ARG with a message in err for NULL pointers, n < 1, eps < 0 or not
+ * finite, a value of x not finite, or ms + eps = 0. */
+tg_status tg_rmsnorm_jacobian(const float *x, int n, float eps, double *J, char *err, size_t errlen);
 
 /* Eigenvalues of the symmetric n x n matrix A (row-major) by cyclic Jacobi
  * rotations, in ascending order into eig[n]. A is overwritten. TG_ERR_ARG

@@ -244,6 +244,30 @@ static tg_tensor *ap_rope(tg_tape *t, rin *in) { return tg_rope(t, P0, 2, 10000.
 static void mk_swiglu(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.5f, 3, 2 * k), NULL, NULL); }
 static tg_tensor *ap_swiglu(tg_tape *t, rin *in) { return tg_swiglu(t, P0); }
 
+/* ---- RMSNorm, dropout, MSE ------------------------------------------------ */
+
+static void mk_rms(rin *in, tg_rng *r, int k)
+{
+    tg_tensor *g = PAR(r, 0.5f, k);
+    for (int j = 0; j < k; j++)
+        g->data[j] += 1.0f;
+    set(in, PAR(r, 1.0f, 2, 3, k), g, NULL);
+    spread_rows(P0, false, 0.5f);
+}
+
+static tg_tensor *ap_rms(tg_tape *t, rin *in) { return tg_rmsnorm(t, P0, P1, 1e-5f); }
+static tg_tensor *ap_rms_eps(tg_tape *t, rin *in) { return tg_rmsnorm(t, P0, P1, 0.1f); }
+static tg_tensor *ap_mse(tg_tape *t, rin *in) { return tg_mse(t, P0, P1); }
+
+/* The mask must be the same at every evaluation of the loss: a generator
+ * seeded afresh each time. */
+static tg_tensor *ap_dropout(tg_tape *t, rin *in)
+{
+    tg_rng r;
+    tg_rng_seed(&r, (uint64_t)in->k);
+    return tg_dropout(t, P0, 0.3f, &r);
+}
+
 /* ---- reductions along a dimension ----------------------------------------- */
 
 static void mk_3k2(rin *in, tg_rng *r, int k) { set(in, PAR(r, 1.0f, 3, k, 2), NULL, NULL); }
@@ -300,26 +324,6 @@ static tg_tensor *ap_split(tg_tape *t, rin *in)
     return tg_concat(t, (tg_tensor *[]){part[2], part[0], part[1]}, 3, 1);
 }
 
-/* x [3,k] with a gain near 1. */
-static void mk_rms(rin *in, tg_rng *r, int k)
-{
-    tg_tensor *g = PAR(r, 0.5f, k);
-    for (int j = 0; j < k; j++)
-        g->data[j] += 1.0f;
-    set(in, PAR(r, 1.0f, 3, k), g, NULL);
-}
-
-static tg_tensor *ap_rms(tg_tape *t, rin *in) { return tg_rmsnorm(t, P0, P1, 1e-5f); }
-
-/* The generators are seeded afresh on every call, so each evaluation of
- * the loss draws the same mask. */
-static tg_tensor *ap_dropout(tg_tape *t, rin *in)
-{
-    tg_rng r;
-    tg_rng_seed(&r, 77);
-    return tg_dropout(t, P0, 0.3f, &r);
-}
-
 static tg_tensor *ap_attention_dropout(tg_tape *t, rin *in)
 {
     tg_rng r;
@@ -330,6 +334,10 @@ static tg_tensor *ap_attention_dropout(tg_tape *t, rin *in)
 /* ---- the table ------------------------------------------------------------ */
 
 static const rcase CASES[] = {
+    {TG_OP_RMSNORM, "rmsnorm [2,3,k] with gain", mk_rms, ap_rms},
+    {TG_OP_RMSNORM, "rmsnorm, eps 0.1", mk_rms, ap_rms_eps},
+    {TG_OP_DROPOUT, "dropout p 0.3", mk_one, ap_dropout},
+    {TG_OP_MSE, "mse", mk_same2, ap_mse},
     {TG_OP_SUM_DIM, "sum_dim [3,k,2] over 1", mk_3k2, ap_sum_dim},
     {TG_OP_SUM_DIM, "sum_dim over -1, keepdim", mk_3k2, ap_sum_last},
     {TG_OP_MEAN_DIM, "mean_dim [3,k,2] over 1, keepdim", mk_3k2, ap_mean_dim},
@@ -397,8 +405,6 @@ static const rcase CASES[] = {
     {TG_OP_RESHAPE, "reshape [3,k] -> [k,3]", mk_one, ap_reshape},
     {TG_OP_ROPE, "rope, 2 heads of 4, T = k", mk_rope, ap_rope},
     {TG_OP_SWIGLU, "swiglu [3,2k] -> [3,k]", mk_swiglu, ap_swiglu},
-    {TG_OP_RMSNORM, "rmsnorm with gain", mk_rms, ap_rms},
-    {TG_OP_DROPOUT, "dropout 0.3, fixed seed", mk_one, ap_dropout},
 };
 enum { N_CASES = sizeof CASES / sizeof *CASES };
 

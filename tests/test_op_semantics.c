@@ -312,6 +312,121 @@ static void test_reduce_shape_errors(void **s)
     tg_tape_free(t);
 }
 
+/* RMSNorm against double: ordinary rows with a gain, rows of 1e30 (their
+ * squares overflow a float), a lone 3e38, and 1e-30s with eps 0 (their
+ * squares underflow a float). */
+static void check_rms_row(tg_tape *t, const float *v, int c, const float *g, float eps)
+{
+    tg_tensor *x = tg_tape_tensor(t, 2, (int[]){1, c}), *gain = tg_tape_tensor(t, 1, (int[]){c});
+    memcpy(x->data, v, (size_t)c * sizeof(float));
+    for (int j = 0; j < c; j++)
+        gain->data[j] = g ? g[j] : 1.0f;
+    tg_tensor *y = tg_rmsnorm(t, x, gain, eps);
+    assert_int_equal(tg_tape_status(t), TG_OK);
+    double ms = 0.0;
+    for (int j = 0; j < c; j++)
+        ms += (double)v[j] * v[j] / c;
+    for (int j = 0; j < c; j++) {
+        double want = v[j] / sqrt(ms + eps) * (g ? g[j] : 1.0);
+        if (!isfinite(y->data[j]) || fabs(y->data[j] - want) > 1e-6 * fmax(1.0, fabs(want)))
+            fail_msg("rmsnorm of %g (c = %d): %.9g, want %.9g", (double)v[j], c, (double)y->data[j], want);
+    }
+}
+
+static void test_rmsnorm_values(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    check_rms_row(t, (float[]){0.5f, -1.25f, 2.0f, 0.0f, 3.5f}, 5, (float[]){1.0f, 0.5f, -2.0f, 3.0f, 1.5f}, 1e-5f);
+    check_rms_row(t, (float[]){1e30f, -2e30f, 3e30f}, 3, NULL, 1e-5f);
+    check_rms_row(t, (float[]){3e38f}, 1, NULL, 1e-6f);
+    check_rms_row(t, (float[]){1e-30f, -3e-30f}, 2, NULL, 0.0f);
+    tg_tape_free(t);
+}
+
+static void test_rmsnorm_errors(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    assert_null(tg_rmsnorm(t, TENSOR(t, 0, 1, 2, 3), TENSOR(t, 1, 0, 4), 1e-5f));
+    expect_error(t, TG_ERR_SHAPE, "tg_rmsnorm", "must be [3] for x [2,3], got [4]");
+    assert_null(tg_rmsnorm(t, TENSOR(t, 0, 1, 2, 3), TENSOR(t, 1, 0, 3), -1.0f));
+    expect_error(t, TG_ERR_ARG, "tg_rmsnorm", "eps");
+    tg_tape_free(t);
+}
+
+/* The Jacobian tool: J dy is the op's backward (gain 1), and the spectrum is
+ * r eps/(ms + eps) once (along x) and r n-1 times; the all-ones vector is
+ * not a null direction. eps 0.3 keeps the two eigenvalues apart. */
+static void check_rms_jacobian(int n, float eps)
+{
+    tg_rng r;
+    tg_rng_seed(&r, (uint64_t)n);
+    tg_tensor *x = tu_param(&r, TU_SHAPE(1, n), 1.0f), *w = tu_param(&r, TU_SHAPE(1, n), 1.0f);
+    tg_tensor *one = tg_param_new(1, (int[]){n}, "g");
+    tg_fill(one, 1.0f);
+    double *J = malloc((size_t)n * n * sizeof *J), *eig = malloc((size_t)n * sizeof *eig);
+    char err[128];
+    assert_int_equal(tg_rmsnorm_jacobian(x->data, n, eps, J, err, sizeof err), TG_OK);
+    tg_tape *t = tg_tape_new(0);
+    assert_int_equal(tg_backward(t, tg_sum(t, tg_mul(t, tg_rmsnorm(t, x, one, eps), w))), TG_OK);
+    double ms = 0.0, ones = 0.0;
+    for (int j = 0; j < n; j++)
+        ms += (double)x->data[j] * x->data[j] / n;
+    double rr = 1.0 / sqrt(ms + eps);
+    for (int k = 0; k < n; k++) {
+        double jdy = 0.0, j1 = 0.0;
+        for (int j = 0; j < n; j++) {
+            jdy += J[(size_t)k * n + j] * w->data[j];
+            j1 += J[(size_t)k * n + j];
+        }
+        ones += j1 * j1;
+        assert_float_equal(x->grad[k], jdy, 1e-5 * fmax(1.0, fabs(jdy)));
+    }
+    assert_true(sqrt(ones) > 0.1 * rr);
+    assert_int_equal(tg_sym_eigenvalues(J, n, eig, err, sizeof err), TG_OK);
+    assert_float_equal(eig[0], rr * eps / (ms + eps), 1e-9 * rr);
+    for (int i = 1; i < n; i++)
+        assert_float_equal(eig[i], rr, 1e-9 * rr);
+    tg_tape_free(t);
+    tg_param_free(x);
+    tg_param_free(w);
+    tg_param_free(one);
+    free(J);
+    free(eig);
+}
+
+static void test_rmsnorm_jacobian(void **s)
+{
+    (void)s;
+    check_rms_jacobian(1, 0.3f);
+    check_rms_jacobian(7, 0.3f);
+    check_rms_jacobian(33, 0.3f);
+    check_rms_jacobian(17, 1e-5f);
+    char err[128];
+    double J[4];
+    assert_int_equal(tg_rmsnorm_jacobian((float[]){0.0f, 0.0f}, 2, 0.0f, J, err, sizeof err), TG_ERR_ARG);
+    assert_non_null(strstr(err, "ms + eps is 0"));
+    assert_int_equal(tg_rmsnorm_jacobian((float[]){1.0f, NAN}, 2, 0.1f, J, err, sizeof err), TG_ERR_ARG);
+    assert_non_null(strstr(err, "x[1]"));
+}
+
+static void test_mse(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *a = TENSOR(t, 0.5f, 0.3f, 3, 5), *b = TENSOR(t, 1.0f, -0.2f, 3, 5);
+    tg_tensor *l = tg_mse(t, a, b);
+    double want = 0.0;
+    for (int i = 0; i < 15; i++)
+        want += ((double)a->data[i] - b->data[i]) * ((double)a->data[i] - b->data[i]) / 15;
+    assert_int_equal(l->size, 1);
+    assert_float_equal(l->data[0], want, 1e-6 * want);
+    assert_null(tg_mse(t, a, TENSOR(t, 0, 1, 5, 3)));
+    expect_error(t, TG_ERR_SHAPE, "tg_mse", "a is [3,5], b is [5,3]");
+    tg_tape_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +441,10 @@ int main(void)
         cmocka_unit_test(test_max_ties),
         cmocka_unit_test(test_shape_values),
         cmocka_unit_test(test_reduce_shape_errors),
+        cmocka_unit_test(test_rmsnorm_values),
+        cmocka_unit_test(test_rmsnorm_errors),
+        cmocka_unit_test(test_rmsnorm_jacobian),
+        cmocka_unit_test(test_mse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

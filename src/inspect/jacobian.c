@@ -58,6 +58,37 @@ tg_status tg_layernorm_jacobian(const float *x, int n, float eps, double *J, cha
     return TG_OK;
 }
 
+/* The RMSNorm Jacobian of one row (gain 1), derived in src/ops/rmsnorm.c:
+ *   J = dxhat/dx = (r / n) (n I - xhat xhat^T),  r = 1/sqrt(ms + eps), xhat = x r
+ * Symmetric. Its eigenvectors: anything orthogonal to x, with eigenvalue r;
+ * and x itself, J x = r x - (r / n) xhat (xhat . x) = r (1 - ms r^2) x, since
+ * xhat . x = r |x|^2 = r n ms, so the eigenvalue along x is
+ * r (1 - ms / (ms + eps)) = r eps / (ms + eps). Unlike LayerNorm's, no
+ * direction is null while eps > 0: without the centring, the all-ones vector
+ * is just another direction (its component along x shrinks, the rest passes
+ * scaled by r). */
+tg_status tg_rmsnorm_jacobian(const float *x, int n, float eps, double *J, char *err, size_t errlen)
+{
+    if (!x || !J || n < 1)
+        return fail(err, errlen, "tg_rmsnorm_jacobian: x and J must be non-NULL and n >= 1 (n is %d)", n);
+    if (!(eps >= 0.0f) || !isfinite(eps))
+        return fail(err, errlen, "tg_rmsnorm_jacobian: eps must be finite and >= 0, got %g", (double)eps);
+    double ms = 0.0;
+    for (int j = 0; j < n; j++) {
+        if (!isfinite(x[j]))
+            return fail(err, errlen, "tg_rmsnorm_jacobian: x[%d] is %g", j, (double)x[j]);
+        ms += (double)x[j] * x[j];
+    }
+    ms /= n;
+    if (!(ms + eps > 0.0))
+        return fail(err, errlen, "tg_rmsnorm_jacobian: ms + eps is 0 (a zero row needs eps > 0)");
+    double r = 1.0 / sqrt(ms + (double)eps);
+    for (int k = 0; k < n; k++)
+        for (int j = 0; j < n; j++)
+            J[(size_t)k * n + j] = r / n * ((k == j ? n : 0) - (x[k] * r) * (x[j] * r));
+    return TG_OK;
+}
+
 /* One Jacobi rotation zeroing A[p][q]: A <- R^T A R on rows and columns p, q.
  * t = tan(theta) is the smaller root of t^2 + 2 tau t - 1 = 0, the stable
  * choice (|theta| <= pi/4). */

@@ -45,6 +45,7 @@
     X(SLICE, slice)                    \
     X(CONCAT, concat)                  \
     X(RMSNORM, rmsnorm)                \
-    X(DROPOUT, dropout)
+    X(DROPOUT, dropout)                \
+    X(MSE, mse)
 
 #endif

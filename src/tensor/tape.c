@@ -350,7 +350,7 @@ double tg_tape_value(const tg_tape *t, const tg_tensor *x)
     for (int i = t->n_nodes - 1; i >= 0; i--) {
         const tg_node *n = &t->nodes[i];
         if (n->out == x)
-            return (n->op == TG_OP_SUM || n->op == TG_OP_MEAN) ? *(const double *)n->aux
+            return (n->op == TG_OP_SUM || n->op == TG_OP_MEAN || n->op == TG_OP_MSE) ? *(const double *)n->aux
                                                                : (double)x->data[0];
     }
     return (double)x->data[0];
