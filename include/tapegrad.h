@@ -618,7 +618,8 @@ bool tg_parse_float(const char *s, double lo, double hi, float *out);
  * "optim.v.<name>". Its "__metadata__" (strings) holds the model
  * configuration: vocab, ctx, layers, heads, dim (decimal integers), norm
  * ("pre", "post", "deepnorm" or "rezero"), residual_scale (a float written
- * with 9 significant digits, which round-trips); with moments, optim_steps
+ * with 9 significant digits, which round-trips), normtype, mlp, pos (by
+ * name; absent means GPT-2's) and dropout; with moments, optim_steps
  * (AdamW's step count); then whatever pairs the caller added. Nothing read
  * from a file is trusted: tg_checkpoint_open checks every number, the
  * configuration and every tensor's shape before anything is allocated from
@@ -628,6 +629,14 @@ bool tg_parse_float(const char *s, double lo, double hi, float *out);
 const char *tg_norm_name(tg_norm_place norm);
 /* The norm named s; false (and *norm unchanged) for any other string. */
 bool tg_norm_parse(const char *s, tg_norm_place *norm);
+/* The same for the LLaMA-style options: "layernorm"/"rmsnorm",
+ * "gelu"/"swiglu", "learned"/"rope". */
+const char *tg_normtype_name(tg_norm_type v);
+bool tg_normtype_parse(const char *s, tg_norm_type *v);
+const char *tg_mlp_name(tg_mlp_type v);
+bool tg_mlp_parse(const char *s, tg_mlp_type *v);
+const char *tg_pos_name(tg_pos_type v);
+bool tg_pos_parse(const char *s, tg_pos_type *v);
 
 /* Writes m (and opt's moments and step count when opt is not NULL; opt must
  * update m's parameters in m's order), the configuration and the caller's

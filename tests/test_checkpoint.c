@@ -79,10 +79,12 @@ static void expect_open_fails(const char *name, const char *message)
 static void test_round_trip(void **s)
 {
     (void)s;
-    const tg_norm_place norms[] = {TG_PRE_LN, TG_DEEPNORM, TG_REZERO};
-    for (int k = 0; k < 3; k++) {
+    const tg_norm_place norms[] = {TG_PRE_LN, TG_DEEPNORM, TG_REZERO, TG_POST_LN};
+    for (int k = 0; k < 4; k++) {
         tg_gpt_config cfg = small;
         cfg.norm = norms[k];
+        if (k == 3) /* the LLaMA-style options */
+            cfg.normtype = TG_RMSNORM, cfg.mlp = TG_MLP_SWIGLU, cfg.pos = TG_POS_ROPE, cfg.dropout = 0.1f;
         tg_adamw *opt;
         tg_gpt *m = trained(&cfg, &opt);
         const char *mk[] = {"seed", "note"}, *mv[] = {"9007199254740993", "a \"quoted\" note"};
@@ -99,6 +101,10 @@ static void test_round_trip(void **s)
         assert_int_equal(got->heads, 2);
         assert_int_equal(got->dim, 8);
         assert_int_equal(got->norm, norms[k]);
+        assert_int_equal(got->normtype, cfg.normtype);
+        assert_int_equal(got->mlp, cfg.mlp);
+        assert_int_equal(got->pos, cfg.pos);
+        assert_true(got->dropout == cfg.dropout);
         assert_true(got->residual_scale == m->cfg.residual_scale);
         assert_true(tg_checkpoint_has_optimizer(c));
         assert_string_equal(tg_checkpoint_meta(c, "note"), "a \"quoted\" note");
@@ -205,6 +211,20 @@ static void test_bad_metadata(void **s)
     expect_open_fails("meta.st", "metadata 'residual_scale' is 'inf'");
     rewrite("meta.st", (tu_edit){.key = "heads", .value = "3"});
     expect_open_fails("meta.st", "heads must divide dim");
+    rewrite("meta.st", (tu_edit){.key = "normtype", .value = "batchnorm"});
+    expect_open_fails("meta.st", "metadata 'normtype' is 'batchnorm', expected layernorm or rmsnorm");
+    rewrite("meta.st", (tu_edit){.key = "mlp", .value = "relu"});
+    expect_open_fails("meta.st", "metadata 'mlp' is 'relu', expected gelu or swiglu");
+    rewrite("meta.st", (tu_edit){.key = "pos", .value = "alibi"});
+    expect_open_fails("meta.st", "metadata 'pos' is 'alibi', expected learned or rope");
+    rewrite("meta.st", (tu_edit){.key = "dropout", .value = "1"});
+    expect_open_fails("meta.st", "metadata 'dropout' is '1'");
+    rewrite("meta.st", (tu_edit){.key = "dropout", .value = "nan"});
+    expect_open_fails("meta.st", "metadata 'dropout' is 'nan'");
+    /* A LayerNorm model's file that claims RMSNorm has bias tensors no
+     * RMSNorm model has. */
+    rewrite("meta.st", (tu_edit){.key = "normtype", .value = "rmsnorm"});
+    expect_open_fails("meta.st", "ln_1.bias");
     rewrite("meta.st", (tu_edit){.key = "optim_steps", .value = "-1"});
     expect_open_fails("meta.st", "metadata 'optim_steps' is '-1'");
 

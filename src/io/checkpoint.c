@@ -19,7 +19,7 @@
 
 #define M_PREFIX "optim.m."
 #define V_PREFIX "optim.v."
-enum { NAME_LEN = 96, N_MODEL_KEYS = 7 };
+enum { NAME_LEN = 96, N_MODEL_KEYS = 11 };
 
 struct tg_checkpoint {
     tg_st_file *f;
@@ -48,21 +48,50 @@ static void put_err(char *err, size_t errlen, const char *path, const char *fmt,
 
 static const char *const norm_names[] = {
     [TG_PRE_LN] = "pre", [TG_POST_LN] = "post", [TG_DEEPNORM] = "deepnorm", [TG_REZERO] = "rezero"};
-enum { N_NORMS = sizeof norm_names / sizeof norm_names[0] };
+static const char *const normtype_names[] = {[TG_LAYERNORM] = "layernorm", [TG_RMSNORM] = "rmsnorm"};
+static const char *const mlp_names[] = {[TG_MLP_GELU] = "gelu", [TG_MLP_SWIGLU] = "swiglu"};
+static const char *const pos_names[] = {[TG_POS_LEARNED] = "learned", [TG_POS_ROPE] = "rope"};
+#define COUNT(a) ((int)(sizeof a / sizeof a[0]))
 
-const char *tg_norm_name(tg_norm_place norm)
-{
-    return (unsigned)norm < N_NORMS ? norm_names[norm] : NULL;
-}
+static const char *name_of(const char *const *names, int n, int v) { return (unsigned)v < (unsigned)n ? names[v] : NULL; }
 
-bool tg_norm_parse(const char *s, tg_norm_place *norm)
+static bool parse_name(const char *const *names, int n, const char *s, int *out)
 {
-    for (int i = 0; s && norm && i < N_NORMS; i++)
-        if (!strcmp(s, norm_names[i])) {
-            *norm = (tg_norm_place)i;
+    for (int i = 0; s && out && i < n; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
             return true;
         }
     return false;
+}
+
+const char *tg_norm_name(tg_norm_place v) { return name_of(norm_names, COUNT(norm_names), (int)v); }
+const char *tg_normtype_name(tg_norm_type v) { return name_of(normtype_names, COUNT(normtype_names), (int)v); }
+const char *tg_mlp_name(tg_mlp_type v) { return name_of(mlp_names, COUNT(mlp_names), (int)v); }
+const char *tg_pos_name(tg_pos_type v) { return name_of(pos_names, COUNT(pos_names), (int)v); }
+
+bool tg_norm_parse(const char *s, tg_norm_place *v)
+{
+    int i;
+    return parse_name(norm_names, COUNT(norm_names), s, &i) && v ? (*v = (tg_norm_place)i, true) : false;
+}
+
+bool tg_normtype_parse(const char *s, tg_norm_type *v)
+{
+    int i;
+    return parse_name(normtype_names, COUNT(normtype_names), s, &i) && v ? (*v = (tg_norm_type)i, true) : false;
+}
+
+bool tg_mlp_parse(const char *s, tg_mlp_type *v)
+{
+    int i;
+    return parse_name(mlp_names, COUNT(mlp_names), s, &i) && v ? (*v = (tg_mlp_type)i, true) : false;
+}
+
+bool tg_pos_parse(const char *s, tg_pos_type *v)
+{
+    int i;
+    return parse_name(pos_names, COUNT(pos_names), s, &i) && v ? (*v = (tg_pos_type)i, true) : false;
 }
 
 /* Index of the first value of x[0..n) that is not finite, or n. */
@@ -151,13 +180,17 @@ static bool fill_save_buf(save_buf *b, const tg_gpt *m, const tg_adamw *opt, con
     }
     const tg_gpt_config *c = &m->cfg;
     static const char *const lib_keys[] = {"vocab", "ctx", "layers", "heads", "dim", "residual_scale",
-                                           "norm", "optim_steps"};
+                                           "norm", "normtype", "mlp", "pos", "dropout", "optim_steps"};
     const int ints[5] = {c->vocab, c->ctx, c->layers, c->heads, c->dim};
     for (int k = 0; k < 5; k++)
         snprintf(b->nums[k], sizeof b->nums[k], "%d", ints[k]);
     snprintf(b->nums[5], sizeof b->nums[5], "%.9g", (double)c->residual_scale);
     snprintf(b->nums[6], sizeof b->nums[6], "%s", tg_norm_name(c->norm));
-    snprintf(b->nums[7], sizeof b->nums[7], "%ld", tg_adamw_steps(opt));
+    snprintf(b->nums[7], sizeof b->nums[7], "%s", tg_normtype_name(c->normtype));
+    snprintf(b->nums[8], sizeof b->nums[8], "%s", tg_mlp_name(c->mlp));
+    snprintf(b->nums[9], sizeof b->nums[9], "%s", tg_pos_name(c->pos));
+    snprintf(b->nums[10], sizeof b->nums[10], "%.9g", (double)c->dropout);
+    snprintf(b->nums[11], sizeof b->nums[11], "%ld", tg_adamw_steps(opt));
     for (int k = 0; k < n_lib; k++) {
         b->keys[k] = lib_keys[k];
         b->values[k] = b->nums[k];
@@ -177,8 +210,8 @@ tg_status tg_gpt_save(const char *path, const tg_gpt *m, const tg_adamw *opt, co
         put_err(err, errlen, path, "tg_gpt_save: %s", bad);
         return TG_ERR_ARG;
     }
-    if (!tg_norm_name(m->cfg.norm)) {
-        put_err(err, errlen, path, "tg_gpt_save: the model's norm is not a known value");
+    if (tg_gpt_config_check(&m->cfg, NULL, 0) != TG_OK) {
+        put_err(err, errlen, path, "tg_gpt_save: the model's configuration is not valid");
         return TG_ERR_ARG;
     }
     if (!save_values_finite(path, m, opt, err, errlen))
@@ -260,6 +293,29 @@ tg_status tg_checkpoint_meta_float(const tg_checkpoint *c, const char *key, doub
     return s;
 }
 
+/* normtype, mlp, pos and dropout: absent in checkpoints older than the
+ * options, which are GPT-2 blocks (the zero values). */
+static tg_status read_llama_options(tg_checkpoint *c, char *err, size_t errlen)
+{
+    const char *nt = tg_checkpoint_meta(c, "normtype"), *mlp = tg_checkpoint_meta(c, "mlp"),
+               *pos = tg_checkpoint_meta(c, "pos");
+    if (nt && !tg_normtype_parse(nt, &c->cfg.normtype)) {
+        put_err(err, errlen, c->path, "metadata 'normtype' is '%s', expected layernorm or rmsnorm", nt);
+        return TG_ERR_FORMAT;
+    }
+    if (mlp && !tg_mlp_parse(mlp, &c->cfg.mlp)) {
+        put_err(err, errlen, c->path, "metadata 'mlp' is '%s', expected gelu or swiglu", mlp);
+        return TG_ERR_FORMAT;
+    }
+    if (pos && !tg_pos_parse(pos, &c->cfg.pos)) {
+        put_err(err, errlen, c->path, "metadata 'pos' is '%s', expected learned or rope", pos);
+        return TG_ERR_FORMAT;
+    }
+    if (!tg_checkpoint_meta(c, "dropout"))
+        return TG_OK;
+    return tg_checkpoint_meta_float(c, "dropout", 0.0, 0.999999, &c->cfg.dropout, err, errlen);
+}
+
 static tg_status read_config(tg_checkpoint *c, char *err, size_t errlen)
 {
     static const char *const keys[5] = {"vocab", "ctx", "layers", "heads", "dim"};
@@ -282,6 +338,8 @@ static tg_status read_config(tg_checkpoint *c, char *err, size_t errlen)
         return TG_ERR_FORMAT;
     }
     s = tg_checkpoint_meta_float(c, "residual_scale", 0.0, FLT_MAX, &c->cfg.residual_scale, err, errlen);
+    if (s == TG_OK)
+        s = read_llama_options(c, err, errlen);
     if (s != TG_OK)
         return s;
     char why[256];
