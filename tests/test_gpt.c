@@ -138,7 +138,9 @@ static float loss_and_backward(tg_gpt *m, const int *ids, const int *targets, in
     return v;
 }
 
-static void check_against_torch(const char *file, tg_norm_place norm, const char *norm_name)
+/* cfg: the model the fixture holds; with cfg->dropout > 0 its masks come
+ * from a generator seeded with the fixture's dropout_seed. */
+static void check_against_torch(const char *file, const tg_gpt_config *cfg, const char *norm_name)
 {
     enum { VOCAB = 11, CTX = 8, LAYERS = 2, HEADS = 2, DIM = 16, B = 3, T = 8 };
     char path[1024], err[512] = "";
@@ -155,8 +157,16 @@ static void check_against_torch(const char *file, tg_norm_place norm, const char
     assert_non_null(tg_safetensors_meta(f, "norm"));
     assert_string_equal(tg_safetensors_meta(f, "norm"), norm_name);
 
-    tg_gpt *m = gpt_new_ok(VOCAB, CTX, LAYERS, HEADS, DIM, norm, 42);
-    assert_int_equal(m->n_params, 2 + PER_BLOCK * LAYERS + 2);
+    char err_new[256];
+    tg_gpt *m = tg_gpt_new(cfg, 42, err_new, sizeof err_new);
+    if (!m)
+        fail_msg("%s", err_new);
+    assert_int_equal(m->n_params, tg_gpt_config_params(cfg));
+    tg_rng dropout_rng;
+    if (cfg->dropout > 0) {
+        tg_rng_seed(&dropout_rng, (uint64_t)meta_int(f, "dropout_seed"));
+        m->dropout_rng = &dropout_rng;
+    }
     /* params + grad.params + ids + targets + loss */
     assert_int_equal(tg_safetensors_count(f), 2 * m->n_params + 3);
 
@@ -232,6 +242,8 @@ static void check_against_torch(const char *file, tg_norm_place norm, const char
         assert_non_null(g1[i]);
         memcpy(g1[i], m->params[i]->grad, m->params[i]->size * sizeof(float));
     }
+    if (cfg->dropout > 0) /* the same masks again */
+        tg_rng_seed(&dropout_rng, (uint64_t)meta_int(f, "dropout_seed"));
     float loss2 = loss_and_backward(m, ids, targets, B, T);
     assert_memory_equal(&loss, &loss2, sizeof loss);
     for (int i = 0; i < m->n_params; i++) {
@@ -247,13 +259,28 @@ static void check_against_torch(const char *file, tg_norm_place norm, const char
 static void test_pre_ln_matches_torch(void **s)
 {
     (void)s;
-    check_against_torch("gpt_pre.safetensors", TG_PRE_LN, "pre");
+    const tg_gpt_config cfg = {.vocab = 11, .ctx = 8, .layers = 2, .heads = 2, .dim = 16, .norm = TG_PRE_LN};
+    check_against_torch("gpt_pre.safetensors", &cfg, "pre");
 }
 
 static void test_post_ln_matches_torch(void **s)
 {
     (void)s;
-    check_against_torch("gpt_post.safetensors", TG_POST_LN, "post");
+    const tg_gpt_config cfg = {.vocab = 11, .ctx = 8, .layers = 2, .heads = 2, .dim = 16, .norm = TG_POST_LN};
+    check_against_torch("gpt_post.safetensors", &cfg, "post");
+}
+
+/* RMSNorm, SwiGLU and RoPE (tests/fixtures/make_llama_fixtures.py), without
+ * dropout and with dropout 0.1, its masks drawn from a fixed seed by a
+ * Python copy of tapegrad's generator. */
+static void test_llama_matches_torch(void **s)
+{
+    (void)s;
+    tg_gpt_config cfg = {.vocab = 11, .ctx = 8, .layers = 2, .heads = 2, .dim = 16, .norm = TG_PRE_LN,
+                         .normtype = TG_RMSNORM, .mlp = TG_MLP_SWIGLU, .pos = TG_POS_ROPE};
+    check_against_torch("gpt_llama.safetensors", &cfg, "pre");
+    cfg.dropout = 0.1f;
+    check_against_torch("gpt_llama_dropout.safetensors", &cfg, "pre");
 }
 
 /* ---- against finite differences ------------------------------------------- */
@@ -492,6 +519,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pre_ln_matches_torch),
         cmocka_unit_test(test_post_ln_matches_torch),
+        cmocka_unit_test(test_llama_matches_torch),
         cmocka_unit_test(test_gradcheck_tiny_gpt),
         cmocka_unit_test(test_param_names_and_shapes),
         cmocka_unit_test(test_init),
