@@ -65,8 +65,8 @@ typedef struct results {
 
 static void print_table(const study_opts *o, const results *r)
 {
-    printf("||dL/dW|| of the last block's mlp.c_proj weight at init (width %d, %s init, %d seeds x %d batches)\n",
-           o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2", o->seeds, o->batches);
+    printf("||dL/dW|| of the last block's mlp.c_proj weight at init (width %d, %s, %d seeds x %d batches)\n",
+           o->dim, setup_name(o), o->seeds, o->batches);
     printf("%5s", "depth");
     for (int v = 0; v < N_VARIANTS; v++)
         if (o->variants[v])
@@ -110,8 +110,8 @@ static bool write_outputs(const study_opts *o, const results *r)
         se[n++] = (tg_svg_series){"c / sqrt(depth)", r->depth, ref, r->n, true, 7};
     }
     char title[160];
-    snprintf(title, sizeof title, "Last layer's FFN output-weight gradient at init (width %d, %s init)", o->dim,
-             o->init == INIT_XAVIER ? "xavier" : "gpt2");
+    snprintf(title, sizeof title, "Last layer's FFN output-weight gradient at init (width %d, %s)", o->dim,
+             setup_name(o));
     tg_svg_plot p = {title, "depth (layers)", "||dL/dW2|| of the last block", true, true, se, n};
     return write_svg(o, "depth.svg", &p);
 }

@@ -150,8 +150,8 @@ typedef struct results {
 
 static void print_table(const study_opts *o, const results *r)
 {
-    printf("mean squared change of the output ln_f per element (width %d, %s init, %d seeds x %d batches)\n",
-           o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2", o->seeds, o->batches);
+    printf("mean squared change of the output ln_f per element (width %d, %s, %d seeds x %d batches)\n",
+           o->dim, setup_name(o), o->seeds, o->batches);
     printf("random: block weights + %g rms(W) N(0,1); update: one Adam step at lr %g of every parameter;\n"
            "update_w: of the block weight matrices only; sgd_w: one SGD step at lr %g of those matrices\n",
            (double)o->eps, (double)o->lr, (double)o->sgd_lr);

@@ -72,8 +72,8 @@ static bool profile_variant(const study_opts *o, variant v, tg_tape *t, layer_su
 
 static void print_table(const study_opts *o, layer_sums sums[N_VARIANTS][MAX_LAYERS])
 {
-    printf("gradient norms at init, depth %d, width %d, %s init, mean of %d seeds x %d batches\n", o->depth,
-           o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2", o->seeds, o->batches);
+    printf("gradient norms at init, depth %d, width %d, %s, mean of %d seeds x %d batches\n", o->depth,
+           o->dim, setup_name(o), o->seeds, o->batches);
     printf("%5s", "layer");
     for (int v = 0; v < N_VARIANTS; v++)
         if (o->variants[v])
@@ -130,8 +130,8 @@ static bool plot(const study_opts *o, layer_sums sums[N_VARIANTS][MAX_LAYERS], b
         se[n++] = (tg_svg_series){variant_names[v], x, y[v], o->depth + 1 - first, false, v};
     }
     char title[160];
-    snprintf(title, sizeof title, "%s gradient norm at init by layer (depth %d, width %d, %s init)",
-             weights ? "Weight" : "Residual-stream", o->depth, o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2");
+    snprintf(title, sizeof title, "%s gradient norm at init by layer (depth %d, width %d, %s)",
+             weights ? "Weight" : "Residual-stream", o->depth, o->dim, setup_name(o));
     tg_svg_plot p = {title, weights ? "layer" : "layer (0 = embedding)",
                   weights ? "||dL/dW|| of the block's weight matrices" : "||dL/dx|| of the stream leaving the layer",
                   false, true, se, n};

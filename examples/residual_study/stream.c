@@ -59,8 +59,8 @@ static bool measure(const study_opts *o, variant v, tg_tape *t, batch *bt, doubl
 
 static void print_table(const study_opts *o, variant v, double r[MAX_LAYERS][N_KINDS])
 {
-    printf("%s residual stream at init: E||x_l||^2 / d (width %d, %s init, %d seeds x %d batches)\n",
-           variant_names[v], o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2", o->seeds, o->batches);
+    printf("%s residual stream at init: E||x_l||^2 / d (width %d, %s, %d seeds x %d batches)\n",
+           variant_names[v], o->dim, setup_name(o), o->seeds, o->batches);
     printf("%5s %10s %10s %10s %10s %10s %s\n", "l", "all", "pos 0", "pos last", "1 + l/2", "1 + 3l/2",
            "all within");
     for (int l = 0; l <= o->depth; l++) {
@@ -94,8 +94,8 @@ static bool write_outputs(const study_opts *o, variant v, double r[MAX_LAYERS][N
                        {"last position", x, y[LAST], n, false, 3}, {"(1 + l/2)", x, y[N_KINDS], n, true, 7},
                        {"(1 + 3l/2)", x, y[N_KINDS + 1], n, true, 1}};
     char title[160];
-    snprintf(title, sizeof title, "%s residual stream norm at init vs Lemma 2 (width %d, %s init)",
-             variant_names[v], o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2");
+    snprintf(title, sizeof title, "%s residual stream norm at init vs Lemma 2 (width %d, %s)",
+             variant_names[v], o->dim, setup_name(o));
     tg_svg_plot p = {title, "layer l (0 = embedding)", "E||x_l||^2 / d", false, false, se, 5};
     return write_svg(o, "stream.svg", &p);
 }

@@ -88,6 +88,8 @@ static void xavier_init(tg_gpt *m, uint64_t seed)
     }
 }
 
+const char *setup_name(const study_opts *o) { return o->init == INIT_XAVIER ? "xavier init" : "gpt2 init"; }
+
 tg_gpt *study_model(const study_opts *o, variant v, int layers, uint64_t seed)
 {
     tg_gpt_config cfg = {.vocab = STUDY_VOCAB, .ctx = 2 * o->digits, .layers = layers, .heads = o->heads, .dim = o->dim,

@@ -40,6 +40,8 @@ bool batch_new(batch *bt, const study_opts *o);
 void batch_free(batch *bt);
 void batch_fill(batch *bt, tg_rng *r);
 
+/* "xavier init" or "gpt2 init", for titles and table headers. */
+const char *setup_name(const study_opts *o);
 /* A model of the variant and depth with the chosen init (see study.c);
  * NULL with a message on stderr. */
 tg_gpt *study_model(const study_opts *o, variant v, int layers, uint64_t seed);

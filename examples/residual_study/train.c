@@ -98,8 +98,8 @@ static double top_over_bottom(const study_opts *o, const double *rows, int i)
 
 static void print_table(const study_opts *o, const curve *c)
 {
-    printf("%s, depth %d, width %d, %s init, Adam lr %g (warm-up %d), %d seeds x %d held-out batches\n",
-           variant_names[c->v], o->depth, o->dim, o->init == INIT_XAVIER ? "xavier" : "gpt2", (double)o->lr,
+    printf("%s, depth %d, width %d, %s, Adam lr %g (warm-up %d), %d seeds x %d held-out batches\n",
+           variant_names[c->v], o->depth, o->dim, setup_name(o), (double)o->lr,
            o->warmup, o->seeds, o->batches);
     printf("%6s %8s %11s %11s %9s %11s %11s %9s\n", "step", "loss", "W first", "W last", "W last/1st", "x first",
            "x last", "x last/1st");

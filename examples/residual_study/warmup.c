@@ -101,8 +101,8 @@ static double window_mean(const double *x, int from, int to)
 
 static void print_table(const study_opts *o, const run *runs, int n)
 {
-    printf("sort task, depth %d, width %d, %s init, Adam lr %g, %d steps, mean of %d seeds\n", o->depth, o->dim,
-           o->init == INIT_XAVIER ? "xavier" : "gpt2", (double)o->lr, o->steps, o->seeds);
+    printf("sort task, depth %d, width %d, %s, Adam lr %g, %d steps, mean of %d seeds\n", o->depth, o->dim,
+           setup_name(o), (double)o->lr, o->steps, o->seeds);
     printf("%-9s %7s %12s %12s %12s %12s %10s %9s\n", "variant", "warmup", "loss 1-10", "loss @25%",
            "loss @50%", "loss last10", "eval loss", "eval acc");
     for (int i = 0; i < n; i++) {
