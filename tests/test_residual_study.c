@@ -61,6 +61,8 @@ static void test_subcommands(void **s)
         {"perturb --depth 2 --seeds 1 --batches 1",
          {"perturb.csv", "perturb_random.svg", "perturb_update.svg", "perturb_update_w.svg", "perturb_sgd_w.svg"}},
         {"warmup --depth 2 --steps 6 --warmup 2 --seeds 1 --dim 16 --heads 2", {"warmup.csv", "warmup.svg"}},
+        {"profile --depth 2 --seeds 1 --batches 1 --normtype rmsnorm",
+         {"profile.csv", "profile_weights.svg", "profile_stream.svg"}},
         {"train --depth 2 --steps 6 --log-every 4 --warmup 2 --seeds 1 --batches 1 --dim 16 --heads 2",
          {"train_pre.csv", "train_pre_weights.svg", "train_pre_stream.svg", "train_post.csv",
           "train_post_weights.svg", "train_post_stream.svg", "train_ratio.svg"}},
@@ -80,8 +82,8 @@ static void test_subcommands(void **s)
  * one row per logged step and layer, in order; the embedding's row has no
  * weights (nan); every other gradient norm is finite and positive; the
  * held-out loss is one figure per step, and after 60 steps of Adam it is
- * below the loss at init. */
-static void check_train_csv(const char *variant)
+ * below the loss at init. Returns the loss at init. */
+static double check_train_csv(const char *variant)
 {
     char path[256], line[256], v[16], w[32];
     snprintf(path, sizeof path, "%s/train_%s.csv", dir, variant);
@@ -119,24 +121,32 @@ static void check_train_csv(const char *variant)
     assert_int_equal(rows, 4 * 4);
     if (!(loss < first_loss - 0.1))
         fail_msg("%s: held-out loss %g after training, %g at init", path, loss, first_loss);
+    return first_loss;
 }
 
+/* Pre-LN and Post-LN, with LayerNorm and with RMSNorm: the same seeds and
+ * batches, so a norm type that had no effect would give the same losses. */
 static void test_train(void **s)
 {
     (void)s;
-    char args[512], err[1024];
-    snprintf(args, sizeof args,
-             "train --depth 3 --steps 60 --log-every 20 --warmup 5 --lr 3e-3 --seeds 4 --batches 2 --dim 16 "
-             "--heads 2 --out '%s'", dir);
-    int rc = run(args, err, sizeof err);
-    if (rc != 0)
-        fail_msg("residual_study %s: exit %d: %s", args, rc, err);
-    check_train_csv("pre");
-    check_train_csv("post");
-    static const char *const svgs[] = {"train_pre_weights.svg", "train_pre_stream.svg", "train_post_weights.svg",
-                                       "train_post_stream.svg", "train_ratio.svg"};
-    for (size_t i = 0; i < sizeof svgs / sizeof *svgs; i++)
-        expect_file(svgs[i], "<?xml");
+    double init_loss[2][2];
+    for (int rms = 0; rms < 2; rms++) {
+        char args[512], err[1024];
+        snprintf(args, sizeof args,
+                 "train --depth 3 --steps 60 --log-every 20 --warmup 5 --lr 3e-3 --seeds 4 --batches 2 --dim 16 "
+                 "--heads 2 --normtype %s --out '%s'", rms ? "rmsnorm" : "layernorm", dir);
+        int rc = run(args, err, sizeof err);
+        if (rc != 0)
+            fail_msg("residual_study %s: exit %d: %s", args, rc, err);
+        init_loss[rms][0] = check_train_csv("pre");
+        init_loss[rms][1] = check_train_csv("post");
+        static const char *const svgs[] = {"train_pre_weights.svg", "train_pre_stream.svg", "train_post_weights.svg",
+                                           "train_post_stream.svg", "train_ratio.svg"};
+        for (size_t i = 0; i < sizeof svgs / sizeof *svgs; i++)
+            expect_file(svgs[i], "<?xml");
+    }
+    assert_true(init_loss[0][0] != init_loss[1][0]);
+    assert_true(init_loss[0][1] != init_loss[1][1]);
 }
 
 static void expect_usage_error(const char *args, const char *needle)
@@ -159,6 +169,7 @@ static void test_usage_errors(void **s)
     expect_usage_error("profile --lr nan", "--lr must be a number");
     expect_usage_error("profile --variants pre,sideways", "--variants must list");
     expect_usage_error("profile --init he", "--init must be xavier or gpt2");
+    expect_usage_error("depth --normtype batchnorm", "--normtype must be layernorm or rmsnorm, got 'batchnorm'");
     expect_usage_error("profile --dim 30 --heads 4", "--heads 4 must divide --dim 30");
     expect_usage_error("warmup --steps 5 --warmup 5", "--warmup 5 must be below --steps 5");
     expect_usage_error("train --steps 5 --warmup 5", "--warmup 5 must be below --steps 5");

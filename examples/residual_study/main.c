@@ -40,6 +40,7 @@ static const char usage[] =
     "  --sgd-lr X     rate of the one SGD step (perturb) [0.01]\n"
     "  --eps X        relative size of the random perturbation (perturb) [0.01]\n"
     "  --init NAME    xavier (the papers' setting) or gpt2 (tg_gpt_new's) [xavier]\n"
+    "  --normtype N   layernorm or rmsnorm, for every norm in the model [layernorm]\n"
     "  --variants L   comma list of pre,post,deepnorm,rezero\n"
     "                 [all / pre,post,deepnorm / pre / all / pre,post / pre,post]\n"
     "  --threads N    threads; the products here are too small to gain [1]\n"
@@ -148,6 +149,11 @@ static int parse_flag(study_opts *o, const char *name, const char *val)
         bool x = !strcmp(val, "xavier"), g = !strcmp(val, "gpt2");
         o->init = g ? INIT_GPT2 : INIT_XAVIER;
         return x || g ? 0 : bad("--init must be xavier or gpt2, got '%s'", val);
+    }
+    if (!strcmp(name, "--normtype")) {
+        bool ln = !strcmp(val, "layernorm"), rms = !strcmp(val, "rmsnorm");
+        o->normtype = rms ? TG_RMSNORM : TG_LAYERNORM;
+        return ln || rms ? 0 : bad("--normtype must be layernorm or rmsnorm, got '%s'", val);
     }
     if (!strcmp(name, "--out")) {
         o->out = val;

@@ -7,7 +7,9 @@
  * stream starts with variance ~1 per feature while the tied head's logits
  * start with variance ~1; biases 0, LayerNorm 1 and 0, ReZero gates 0.
  * DeepNorm multiplies v, attn.c_proj, mlp.c_fc and mlp.c_proj by beta
- * (DeepNet's xavier_normal_(gain=beta)). "gpt2" keeps tg_gpt_new's init. */
+ * (DeepNet's xavier_normal_(gain=beta)). "gpt2" keeps tg_gpt_new's init.
+ * --normtype rmsnorm swaps every LayerNorm (ln_1, ln_2, ln_f) for RMSNorm,
+ * gain 1 and no bias, under either init. */
 #include "study.h"
 
 #include <errno.h>
@@ -88,12 +90,18 @@ static void xavier_init(tg_gpt *m, uint64_t seed)
     }
 }
 
-const char *setup_name(const study_opts *o) { return o->init == INIT_XAVIER ? "xavier init" : "gpt2 init"; }
+const char *setup_name(const study_opts *o)
+{
+    bool rms = o->normtype == TG_RMSNORM;
+    if (o->init == INIT_XAVIER)
+        return rms ? "xavier init, RMSNorm" : "xavier init";
+    return rms ? "gpt2 init, RMSNorm" : "gpt2 init";
+}
 
 tg_gpt *study_model(const study_opts *o, variant v, int layers, uint64_t seed)
 {
     tg_gpt_config cfg = {.vocab = STUDY_VOCAB, .ctx = 2 * o->digits, .layers = layers, .heads = o->heads, .dim = o->dim,
-                         .norm = norms[v]};
+                         .norm = norms[v], .normtype = o->normtype};
     char err[256];
     tg_gpt *m = tg_gpt_new(&cfg, seed, err, sizeof err);
     if (!m) {

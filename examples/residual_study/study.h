@@ -24,6 +24,7 @@ typedef struct study_opts {
     int depth, dim, heads, seeds, batches, steps, batch, digits, warmup, log_every, threads;
     float lr, sgd_lr, eps;
     init_kind init;
+    tg_norm_type normtype;
     bool variants[N_VARIANTS];
     bool variants_given;
 } study_opts;
@@ -40,7 +41,8 @@ bool batch_new(batch *bt, const study_opts *o);
 void batch_free(batch *bt);
 void batch_fill(batch *bt, tg_rng *r);
 
-/* "xavier init" or "gpt2 init", for titles and table headers. */
+/* "xavier init" or "gpt2 init", with ", RMSNorm" after it for that norm
+ * type, for titles and table headers. */
 const char *setup_name(const study_opts *o);
 /* A model of the variant and depth with the chosen init (see study.c);
  * NULL with a message on stderr. */
