@@ -688,6 +688,81 @@ tg_status tg_checkpoint_optimizer(const tg_checkpoint *c, const tg_gpt *m, tg_ad
 /* tg_checkpoint_open + tg_checkpoint_model + tg_checkpoint_close. */
 tg_gpt *tg_gpt_load(const char *path, char *err, size_t errlen);
 
+/* ---- data (src/io/data.c) ----------------------------------------------------
+ * Data files are read whole, only when they are regular files (a directory,
+ * FIFO, socket or device such as /dev/zero is refused before a byte is
+ * read) of at most TG_DATA_MAX_BYTES. Every loader returns TG_OK, or a
+ * status and a message naming the file: TG_ERR_IO (cannot open or read, not
+ * a regular file, too large), TG_ERR_FORMAT (not text, a bad header, a
+ * token out of the vocabulary), TG_ERR_NOMEM, TG_ERR_ARG (NULL or bad
+ * arguments). On failure the output holds nothing to free. */
+#define TG_DATA_MAX_BYTES (1LL << 30)
+
+/* A token stream: ids[0..n), each in [0, vocab). */
+typedef struct tg_tokens {
+    int *ids;
+    long n;
+    int vocab;
+} tg_tokens;
+void tg_tokens_free(tg_tokens *t); /* frees ids and zeroes *t */
+
+/* A byte-level vocabulary: the set of bytes a text holds, in byte order
+ * (nanoGPT's sorted(set(text)) for ASCII); token i is bytes[i]. */
+typedef struct tg_byte_vocab {
+    int size;
+    unsigned char bytes[256]; /* token -> byte, increasing */
+    short index[256];         /* byte -> token, -1 for a byte not in it */
+} tg_byte_vocab;
+
+/* A text file as tokens of its own byte vocabulary (an empty file gives
+ * n = 0 and an empty vocabulary). A file holding a NUL byte, or control
+ * characters (other than \t \n \v \f \r) in more than a tenth of its
+ * bytes, is not text: TG_ERR_FORMAT, the message saying why; pre-tokenized
+ * files are read with tg_tokens_load. */
+tg_status tg_text_load(const char *path, tg_tokens *out, tg_byte_vocab *vocab, char *err, size_t errlen);
+/* byte -> token and token -> byte; -1 when absent or out of range. */
+int tg_byte_encode(const tg_byte_vocab *v, int byte);
+int tg_byte_decode(const tg_byte_vocab *v, int token);
+/* The vocabulary as a string for metadata, its byte values comma-separated
+ * ("10,32,33,..."; at most 1024 bytes with the NUL) into buf; when len is
+ * too small, cut after the last whole value that fits. Returns the length
+ * the whole string needs, as snprintf does. */
+size_t tg_byte_vocab_format(const tg_byte_vocab *v, char *buf, size_t len);
+/* The reverse, accepting exactly what tg_byte_vocab_format writes for a
+ * non-empty vocabulary (increasing values 0-255, no spaces, no leading
+ * zeros); TG_ERR_FORMAT otherwise, *v unchanged. */
+tg_status tg_byte_vocab_parse(const char *s, tg_byte_vocab *v, char *err, size_t errlen);
+
+/* Pre-tokenized files; the caller names the format, it is never guessed.
+ *   TG_TOKENS_U16   nanoGPT's train.bin / val.bin: raw little-endian uint16
+ *                   tokens, nothing else. vocab must be given (1 to 65536).
+ *   TG_TOKENS_LLMC  llm.c's files: a header of 256 little-endian int32
+ *                   (magic 20240520, version 1, the token count), then that
+ *                   many uint16 tokens; the count must match the file size
+ *                   exactly. vocab 0 takes the largest token + 1.
+ * A token at or above vocab is TG_ERR_FORMAT naming its value and position. */
+typedef enum tg_token_format { TG_TOKENS_U16, TG_TOKENS_LLMC } tg_token_format;
+tg_status tg_tokens_load(const char *path, tg_token_format fmt, int vocab, tg_tokens *out, char *err,
+                         size_t errlen);
+/* Whether path is a regular file beginning with llm.c's magic number and
+ * version 1, for a program that lets the header choose the format (a raw
+ * uint16 file starting with tokens 54744, 308 would pass; GPT-2's
+ * vocabulary has 50257). */
+bool tg_tokens_llmc_header(const char *path);
+
+/* Batches [batch, ctx] of inputs and next-token targets from tokens[0..n).
+ * tg_batch_random: batch windows of ctx + 1 tokens starting at
+ * floor(u * (n - ctx) / 2^32) for u = tg_rng_u32(r), one draw per row.
+ * tg_batch_window: the non-overlapping windows that cover the stream
+ * exactly once, window w being inputs tokens[w ctx .. w ctx + ctx) and its
+ * targets one further; tg_batch_windows counts them ((n - 1) / ctx, the
+ * last partial one dropped; 0 when n <= ctx), and tg_batch_window copies
+ * windows [first, first + count). TG_ERR_ARG for NULL pointers, batch, count
+ * or ctx < 1, n < ctx + 1, or windows past the end. */
+tg_status tg_batch_random(const int *tokens, long n, tg_rng *r, int batch, int ctx, int *ids, int *targets);
+long tg_batch_windows(long n, int ctx);
+tg_status tg_batch_window(const int *tokens, long n, long first, int count, int ctx, int *ids, int *targets);
+
 /* ---- gradient checking --------------------------------------------------- */
 
 /* Builds a scalar loss on the tape from whatever ctx holds. */

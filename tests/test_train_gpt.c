@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "test_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,15 +56,21 @@ static void write_file(const char *name, const char *text, size_t len)
 static void test_bad_flags(void **s)
 {
     (void)s;
-    expect_usage_error("--heads 3", "--heads must divide --dim");
-    expect_usage_error("--lr -1", "--lr -1: expected a number above 0");
-    expect_usage_error("--steps 0", "--steps 0: expected an integer of at least 1");
-    expect_usage_error("--steps 2.5", "--steps 2.5");
+    expect_usage_error("--heads 3", "--heads 3 must divide --dim 64");
+    expect_usage_error("--lr -1", "--lr -1: expected a number in (0, 1e+30]");
+    expect_usage_error("--lr 0", "--lr 0: expected a number in (0, 1e+30]");
+    expect_usage_error("--steps 0", "--steps 0: expected an integer from 1 to 2147483647");
+    expect_usage_error("--steps 2.5", "--steps 2.5: expected an integer");
+    expect_usage_error("--steps 1e3", "--steps 1e3: expected an integer");
+    expect_usage_error("--layers 99999999999999999999", "--layers 99999999999999999999: expected an integer from 1 to 4096");
+    expect_usage_error("--seed -1", "--seed -1: expected an integer from 0 to 18446744073709551615");
+    expect_usage_error("--clip inf", "--clip inf: expected a number in [0, 1e+30]");
+    expect_usage_error("--min-lr 0.5 --lr 0.1", "--min-lr 0.5 must not exceed --lr 0.1");
     expect_usage_error("--dim abc", "--dim abc");
     expect_usage_error("--bogus 1", "unknown flag '--bogus'");
     expect_usage_error("--norm side", "expected pre, post, deepnorm or rezero");
-    expect_usage_error("--beta2 1", "--beta2 must be below 1");
-    expect_usage_error("--ctx 10", "--ctx applies to --data only");
+    expect_usage_error("--beta2 1", "--beta2 1: expected a number in [0, 1)");
+    expect_usage_error("--ctx 10", "--ctx applies to --data and --train-bin only");
     expect_usage_error("--batch", "--batch needs a value");
     expect_usage_error("--temperature nan", "--temperature nan");
     expect_usage_error("--data no_such_file.txt", "cannot open no_such_file.txt");
@@ -72,6 +79,8 @@ static void test_bad_flags(void **s)
     write_file("empty.txt", "", 0);
     expect_usage_error("--data empty.txt", "is longer than the text allows");
     expect_usage_error("--resume no_such.safetensors", "no_such.safetensors");
+    expect_usage_error("--data /dev/zero", "/dev/zero is a device, not a regular file");
+    expect_usage_error("--data .", "is a directory");
 
     char out[8192];
     assert_int_equal(run("--help", out, sizeof out), 0);
@@ -133,6 +142,8 @@ static void test_block_variants(void **s)
     assert_string_equal(tg_safetensors_meta(f, "bias"), "0");
     tg_safetensors_close(f);
     expect_usage_error("--resume nb.st --no-bias --dim 16 --layers 2", "it was trained with --layers 1");
+    assert_int_equal(run("--steps 6 --save b.st " TINY, out, sizeof out), 0);
+    expect_usage_error("--resume b.st --no-bias", "it was trained with biases; drop --no-bias");
 }
 
 static void make_text(void)
@@ -232,7 +243,7 @@ static void test_eval_full(void **s)
     tg_tape_free(t);
     tg_gpt_free(m);
     assert_float_equal(logged, sum / (double)windows, 1e-4);
-    expect_usage_error("--eval-full", "--eval-full applies to --data only");
+    expect_usage_error("--eval-full", "--eval-full applies to --data and --train-bin only");
 }
 
 /* Every tensor of a (parameters and optimiser state) equals b's, bit for bit. */
@@ -359,10 +370,216 @@ static void test_bad_checkpoints(void **s)
     make_text();
     expect_usage_error("--resume good.st --data text.txt", "it is for the sort task");
     write_file("notckpt.st", "\x02\0\0\0\0\0\0\0{}", 10);
-    expect_usage_error("--resume notckpt.st", "not a train_gpt checkpoint");
-    /* A checkpoint that cannot be written is an error naming the file. */
-    assert_int_not_equal(run("--steps 3 --save no_dir/x.st " TINY, out, sizeof out), 0);
-    assert_non_null(strstr(out, "no_dir/x.st"));
+    expect_usage_error("--resume notckpt.st", "notckpt.st: no metadata 'vocab'");
+}
+
+/* Every key train_gpt writes, for tu_st_rewrite. */
+static const char *const ckpt_keys[] = {"format", "vocab", "ctx", "layers", "heads", "dim", "norm", "residual_scale",
+                                        "optim_steps", "batch", "steps", "lr", "min_lr", "warmup", "weight_decay",
+                                        "beta2", "clip", "seed", "bias", "step", "rng", "task", "chars"};
+
+/* from -> to with the edits applied one after the other. */
+static void craft(const char *from, const char *to, const tu_edit *edits, int n)
+{
+    char src[300], dst[300];
+    snprintf(src, sizeof src, "%s/%s", dir, from);
+    for (int i = 0; i < n; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", dir, to);
+        tu_st_rewrite(src, dst, ckpt_keys, sizeof ckpt_keys / sizeof *ckpt_keys, edits[i]);
+        snprintf(src, sizeof src, "%s", dst);
+    }
+}
+
+static void expect_crafted(const char *from, tu_edit e, const char *message)
+{
+    craft(from, "crafted.st", &e, 1);
+    expect_usage_error("--resume crafted.st", message);
+}
+
+/* A value in a checkpoint is checked as strictly as the same flag, with the
+ * key named; the file's numbers must fit the task; values that are not
+ * finite are refused. Each case is a real checkpoint with one thing
+ * rewritten, so every other check passes. */
+static void test_crafted_checkpoints(void **s)
+{
+    (void)s;
+    char out[16384];
+    assert_int_equal(run("--steps 4 --stop-after 2 --save sort.st " TINY, out, sizeof out), 0);
+    expect_crafted("sort.st", (tu_edit){.key = "lr", .value = "nan"},
+                   "metadata 'lr' is 'nan', expected a number in (0, 1e+30] (as for --lr)");
+    expect_crafted("sort.st", (tu_edit){.key = "beta2", .value = "1"}, "metadata 'beta2' is '1', expected a number in [0, 1)");
+    expect_crafted("sort.st", (tu_edit){.key = "batch", .value = "2.5"}, "metadata 'batch' is '2.5', expected an integer");
+    expect_crafted("sort.st", (tu_edit){.key = "warmup", .value = "-3"}, "metadata 'warmup' is '-3'");
+    expect_crafted("sort.st", (tu_edit){.key = "steps", .value = "99999999999999999999"}, "metadata 'steps' is '99999999999999999999'");
+    expect_crafted("sort.st", (tu_edit){.key = "seed", .value = "1e300"}, "metadata 'seed' is '1e300'");
+    expect_crafted("sort.st", (tu_edit){.key = "clip", .value = "-inf"}, "metadata 'clip' is '-inf'");
+    expect_crafted("sort.st", (tu_edit){.key = "layers", .value = "1e300"}, "metadata 'layers' is '1e300'");
+    expect_crafted("sort.st", (tu_edit){.key = "min_lr", .value = "1"}, "--min-lr 1 must not exceed --lr 0.003");
+    expect_crafted("sort.st", (tu_edit){.key = "step", .value = "5"}, "metadata 'step' is '5', expected an integer from 0 to 4");
+    expect_crafted("sort.st", (tu_edit){.key = "rng", .value = "00000000000000000000000000000000"}, "metadata 'rng'");
+    expect_crafted("sort.st", (tu_edit){.key = "bias", .value = "2"}, "metadata 'bias' is '2', expected 0 or 1");
+    expect_crafted("sort.st", (tu_edit){.key = "optim_steps", .value = "-1"}, "metadata 'optim_steps' is '-1'");
+    expect_crafted("sort.st", (tu_edit){.key = "format", .value = NULL}, "not a train_gpt checkpoint");
+    expect_crafted("sort.st", (tu_edit){.key = "task", .value = "poetry"}, "it is for the poetry task");
+    /* A seed above 2^53 survives exactly: resuming writes it back. */
+    tu_edit big_seed = {.key = "seed", .value = "18446744073709551615"};
+    craft("sort.st", "seed.st", &big_seed, 1);
+    assert_int_equal(run("--resume seed.st --save seed2.st --threads 2", out, sizeof out), 0);
+    tg_st_file *f = open_st("seed2.st");
+    assert_string_equal(tg_safetensors_meta(f, "seed"), "18446744073709551615");
+    tg_safetensors_close(f);
+
+    /* Non-finite values, with the tensor named. */
+    expect_crafted("sort.st", (tu_edit){.tensor = "transformer.h.0.mlp.c_fc.weight", .poke = true, .index = 5, .number = NAN},
+                   "tensor 'transformer.h.0.mlp.c_fc.weight' holds nan at index 5");
+    expect_crafted("sort.st", (tu_edit){.tensor = "optim.v.transformer.ln_f.weight", .poke = true, .index = 0, .number = -1},
+                   "tensor 'optim.v.transformer.ln_f.weight' holds -1 at index 0");
+    expect_crafted("sort.st", (tu_edit){.tensor = "optim.m.transformer.wte.weight", .poke = true, .index = 3, .number = INFINITY},
+                   "tensor 'optim.m.transformer.wte.weight' holds inf at index 3");
+    /* A tensor that disagrees with the configuration. */
+    expect_crafted("sort.st", (tu_edit){.tensor = "transformer.h.0.attn.c_proj.weight", .rows = 8},
+                   "tensor 'transformer.h.0.attn.c_proj.weight' is F32 [8,16], the configuration needs F32 [16,16]");
+
+    /* A sort checkpoint whose ctx is not the sort sequence length, with every
+     * tensor made to agree: the task check catches it. */
+    const tu_edit ctx16[] = {{.key = "ctx", .value = "16"},
+                             {.tensor = "transformer.wpe.weight", .rows = 16},
+                             {.tensor = "optim.m.transformer.wpe.weight", .rows = 16},
+                             {.tensor = "optim.v.transformer.wpe.weight", .rows = 16}};
+    craft("sort.st", "ctx16.st", ctx16, 4);
+    expect_usage_error("--resume ctx16.st", "ctx 16: --ctx applies to --data and --train-bin only");
+
+    /* Text: a vocabulary that does not match the data, a ctx the validation
+     * split cannot hold, a corrupt vocabulary string. */
+    make_text();
+    assert_int_equal(run("--data text.txt --ctx 16 --steps 4 --stop-after 2 --sample 0 --save text.st " TINY, out,
+                         sizeof out), 0);
+    write_file("other.txt", "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n"
+               "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n", 180);
+    expect_usage_error("--data other.txt --resume text.st", "its vocabulary differs from the characters of the data file");
+    write_file("short.txt", "the quick brown fox jumps over the lazy dog\nTHE END.\n", 53);
+    expect_usage_error("--data short.txt --resume text.st", "--ctx 16 is longer than the text allows");
+    craft("text.st", "chars.st", &(tu_edit){.key = "chars", .value = "32,10"}, 1);
+    expect_usage_error("--data text.txt --resume chars.st", "metadata 'chars': '32,10' is not a byte vocabulary");
+    expect_usage_error("--resume text.st", "it is for the text task, this run is for the sort task");
+}
+
+/* Training that turns non-finite stops with exit 1 naming the step, and the
+ * checkpoint already on disk is left as it was. */
+static void test_divergence_keeps_checkpoint(void **s)
+{
+    (void)s;
+    char out[16384], path[300];
+    assert_int_equal(run("--steps 3 --save keep.st " TINY, out, sizeof out), 0);
+    snprintf(path, sizeof path, "%s/keep.st", dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    static char before[1 << 20], after[1 << 20];
+    size_t n = fread(before, 1, sizeof before, fp);
+    fclose(fp);
+    int rc = run("--steps 5 --lr 1e30 --weight-decay 0 --clip 0 --save keep.st " TINY, out, sizeof out);
+    if (rc != 1 || !strstr(out, "not finite") || !strstr(out, "step ") || !strstr(out, "nothing was saved"))
+        fail_msg("exit %d, output:\n%s", rc, out);
+    fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(after, 1, sizeof after, fp), n);
+    fclose(fp);
+    assert_memory_equal(before, after, n);
+}
+
+/* --save targets are checked before any training; a write leaves no
+ * temporary file behind. */
+static void test_save_targets(void **s)
+{
+    (void)s;
+    char out[4096], cmd[700];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/adir' && mkfifo '%s/fifo.st'", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    expect_usage_error("--save adir " TINY, "--save adir: it exists and is not a regular file (a directory)");
+    expect_usage_error("--save fifo.st " TINY, "--save fifo.st: it exists and is not a regular file (a FIFO)");
+    expect_usage_error("--save /dev/null " TINY, "not a regular file (a device)");
+    expect_usage_error("--save no_dir/x.st " TINY, "--save no_dir/x.st: cannot write in the directory no_dir/");
+    expect_usage_error("--dump-grads adir " TINY, "--dump-grads adir: it exists and is not a regular file");
+    expect_usage_error("--resume fifo.st", "not a regular file");
+    assert_int_equal(run("--steps 2 --save t.st " TINY, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q 'tmp-'", dir);
+    assert_int_not_equal(system(cmd), 0);
+}
+
+/* Little-endian uint16 tokens, with llm.c's header when llmc. */
+static void write_tokens(const char *name, const int *tok, int n, bool llmc)
+{
+    size_t head = llmc ? 1024 : 0, len = head + 2 * (size_t)n;
+    unsigned char *b = calloc(len, 1);
+    assert_non_null(b);
+    if (llmc) {
+        const unsigned v[3] = {20240520u, 1u, (unsigned)n};
+        for (int i = 0; i < 3; i++)
+            for (int k = 0; k < 4; k++)
+                b[4 * i + k] = (unsigned char)(v[i] >> (8 * k));
+    }
+    for (int i = 0; i < n; i++) {
+        b[head + 2 * i] = (unsigned char)(tok[i] & 0xff);
+        b[head + 2 * i + 1] = (unsigned char)(tok[i] >> 8);
+    }
+    write_file(name, (const char *)b, len);
+    free(b);
+}
+
+/* --train-bin / --val-bin: llm.c files (vocabulary from the tokens or
+ * --vocab) and raw uint16 with --vocab; resume is exact on them too. */
+static void test_token_files(void **s)
+{
+    (void)s;
+    char out[16384];
+    enum { N = 3000, V = 500 };
+    static int tok[N];
+    make_text();
+    for (int i = 0; i < N; i++)
+        tok[i] = (i * 7 + i / 13) % 97 + (i % 5 == 0 ? 400 : 0);
+    write_tokens("train.bin", tok, N, true);
+    write_tokens("val.bin", tok + 100, 400, true);
+    assert_int_equal(run("--train-bin train.bin --val-bin val.bin --ctx 16 --steps 6 --sample 5 --save tok.st " TINY,
+                         out, sizeof out), 0);
+    assert_non_null(strstr(out, "vocabulary 497")); /* largest token 496, + 1 */
+    assert_non_null(strstr(out, "sample (5 tokens"));
+    assert_int_equal(run("--train-bin train.bin --val-bin val.bin --ctx 16 --vocab 512 --steps 6 --sample 0 --save full.st " TINY,
+                         out, sizeof out), 0);
+    assert_non_null(strstr(out, "vocabulary 512"));
+    assert_int_equal(run("--train-bin train.bin --val-bin val.bin --ctx 16 --vocab 512 --steps 6 --stop-after 3 --save part.st " TINY,
+                         out, sizeof out), 0);
+    assert_int_equal(run("--train-bin train.bin --val-bin val.bin --resume part.st --sample 0 --save resumed.st --threads 2",
+                         out, sizeof out), 0);
+    expect_same_tensors("full.st", "resumed.st");
+    expect_usage_error("--train-bin train.bin --val-bin val.bin --resume part.st --vocab 600", "it was trained with --vocab 512");
+    expect_usage_error("--data text.txt --resume part.st", "it is for the tokens task, this run is for --data");
+
+    /* Raw uint16 needs --vocab; a token at or above it is named by position. */
+    write_tokens("raw_train.bin", tok, N, false);
+    write_tokens("raw_val.bin", tok, 400, false);
+    expect_usage_error("--train-bin raw_train.bin --val-bin raw_val.bin", "no llm.c header; a raw uint16 (nanoGPT) token file needs --vocab N");
+    assert_int_equal(run("--train-bin raw_train.bin --val-bin raw_val.bin --vocab 500 --ctx 16 --steps 2 --sample 0 " TINY,
+                         out, sizeof out), 0);
+    expect_usage_error("--train-bin raw_train.bin --val-bin raw_val.bin --vocab 400 --ctx 16",
+                       "--train-bin ");
+    expect_usage_error("--train-bin raw_train.bin --val-bin raw_val.bin --vocab 400 --ctx 16",
+                       "raw_train.bin: token 400 at position 0 is not below the vocabulary size 400");
+    expect_usage_error("--train-bin train.bin --val-bin val.bin --vocab 450 --ctx 16",
+                       "train.bin: token 470 at position 10 is not below the vocabulary size 450");
+
+    /* Bad headers, a short split, missing partners, binary given as text. */
+    corrupt_copy("train.bin", "trunc.bin", 1000, -1);
+    expect_usage_error("--train-bin trunc.bin --val-bin val.bin", "too short for llm.c's 1024-byte header");
+    corrupt_copy("train.bin", "trunc.bin", 1124, -1);
+    expect_usage_error("--train-bin trunc.bin --val-bin val.bin",
+                       "trunc.bin: the header says 3000 tokens (6000 bytes after it), the file has 100 bytes after it");
+    write_tokens("few.bin", tok, 10, true);
+    expect_usage_error("--train-bin train.bin --val-bin few.bin --ctx 16", "--ctx 16 is longer than the token files allow");
+    expect_usage_error("--train-bin train.bin", "--train-bin and --val-bin go together");
+    expect_usage_error("--data text.txt --train-bin train.bin --val-bin val.bin", "give one");
+    expect_usage_error("--vocab 5", "--vocab applies to --train-bin only");
+    expect_usage_error("--data train.bin", "is not text: a NUL byte at offset");
+    expect_usage_error("--data train.bin", "for a pre-tokenized file use --train-bin and --val-bin");
 }
 
 static void test_dump_grads(void **s)
@@ -404,7 +621,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_text_and_log),   cmocka_unit_test(test_eval_full),
         cmocka_unit_test(test_resume_is_exact), cmocka_unit_test(test_thread_counts_identical),
         cmocka_unit_test(test_bad_checkpoints), cmocka_unit_test(test_dump_grads),
-        cmocka_unit_test(test_block_variants),
+        cmocka_unit_test(test_block_variants),  cmocka_unit_test(test_crafted_checkpoints),
+        cmocka_unit_test(test_divergence_keeps_checkpoint), cmocka_unit_test(test_save_targets),
+        cmocka_unit_test(test_token_files),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

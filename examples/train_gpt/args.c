@@ -1,10 +1,14 @@
-/* Command-line flags. Every value is checked before any work starts, so a
- * typo costs a one-line message and exit status 2, not a half-finished run.
- * Shape and optimiser defaults depend on the task: the sort task is tiny, and
- * --data defaults to nanoGPT's shakespeare-char CPU configuration. */
+/* Command-line flags, and the one validation of the run's settings.
+ *
+ * Every value is checked before any work starts, so a typo costs a one-line
+ * message and exit status 2, not a half-finished run. A setting a checkpoint
+ * stores (its metadata key in the table) goes through the same parser and
+ * the same range when --resume reads it back, and the merged settings
+ * through the same check_run, so flags and files cannot drift apart.
+ * Shape and optimiser defaults depend on the task: the sort task is tiny,
+ * and --data defaults to nanoGPT's shakespeare-char CPU configuration. */
 #include "train_gpt.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,54 +22,70 @@ typedef enum { F_INT, F_FLOAT, F_STR, F_NORM, F_SEED, F_BOOL } flag_type;
 typedef struct flag {
     const char *name, *arg, *help;
     flag_type type;
-    size_t off;      /* offset of the field in options */
-    double min;      /* smallest allowed value (numbers) */
-    bool min_open;   /* the value must be greater than min */
+    size_t off;          /* offset of the field in options */
+    double min, max;     /* allowed range (numbers) */
+    bool min_open, max_open; /* the bound itself is excluded */
+    const char *key;     /* the checkpoint metadata key storing it, or NULL */
 } flag;
 
 #define OFF(f) offsetof(options, f)
-#define NUM(n, a, f, t, lo, open, h) {n, a, h, t, OFF(f), lo, open}
+#define SFLAG(n, a, f, h) {n, a, h, F_STR, OFF(f), 0, 0, false, false, NULL}
+#define BOOL(n, f, h) {n, "", h, F_BOOL, OFF(f), 0, 0, false, false, NULL}
+#define INT(n, f, lo, hi, key, h) {n, "N", h, F_INT, OFF(f), lo, hi, false, false, key}
+#define FLT(n, f, lo, lo_open, hi, hi_open, key, h) {n, "X", h, F_FLOAT, OFF(f), lo, hi, lo_open, hi_open, key}
+#define BIG 1e30
 
 static const flag flags[] = {
-    {"--data", "FILE", "train a character-level model on a text file (default: the sort task)", F_STR, OFF(data), 0, false},
-    {"--layers", "N", "transformer blocks (sort 2, --data 4)", F_INT, OFF(layers), 1, false},
-    {"--heads", "N", "attention heads, must divide --dim (sort 4, --data 4)", F_INT, OFF(heads), 1, false},
-    {"--dim", "N", "model width (sort 64, --data 128)", F_INT, OFF(dim), 1, false},
-    {"--ctx", "N", "context length, --data only (64)", F_INT, OFF(ctx), 1, false},
-    {"--norm", "pre|post|deepnorm|rezero", "block: x+f(LN(x)), LN(x+f(x)), LN(a*x+f(x)), x+g*f(x) (pre)", F_NORM, OFF(norm), 0, false},
-    {"--no-bias", "", "hold every bias at 0, as nanoGPT's bias=False (biases on)", F_BOOL, OFF(no_bias), 0, false},
-    NUM("--batch", "N", batch, F_INT, 1, false, "sequences per step (sort 64, --data 12)"),
-    NUM("--steps", "N", steps, F_INT, 1, false, "optimiser steps (sort 500, --data 2000)"),
-    NUM("--lr", "X", lr, F_FLOAT, 0, true, "peak learning rate (sort 3e-3, --data 1e-3)"),
-    NUM("--min-lr", "X", min_lr, F_FLOAT, 0, false, "learning rate at the end of the cosine (lr/10)"),
-    NUM("--warmup", "N", warmup, F_INT, 0, false, "linear warm-up steps (100)"),
-    NUM("--weight-decay", "X", weight_decay, F_FLOAT, 0, false, "AdamW decoupled weight decay, 2-D weights only (0.1)"),
-    NUM("--beta2", "X", beta2, F_FLOAT, 0, false, "AdamW beta2, below 1 (0.99)"),
-    NUM("--clip", "X", clip, F_FLOAT, 0, false, "clip the global gradient norm to X, 0 = off (1.0)"),
-    {"--seed", "N", "seed of the weights, the batches and the sampler (1337)", F_SEED, OFF(seed), 0, false},
-    NUM("--threads", "N", threads, F_INT, 1, false, "threads, at most " STR(TG_MAX_THREADS) "; results are the same for any (default: TG_NUM_THREADS, else all cores)"),
-    NUM("--eval-every", "N", eval_every, F_INT, 1, false, "steps between validation estimates (250)"),
-    NUM("--eval-iters", "N", eval_iters, F_INT, 1, false, "batches per validation estimate (20)"),
-    {"--eval-full", "", "--data: score every ctx window of the validation split once instead (exact)", F_BOOL, OFF(eval_full), 0, false},
-    NUM("--sample", "N", sample, F_INT, 0, false, "--data: characters to generate at the end (500)"),
-    NUM("--temperature", "X", temperature, F_FLOAT, 0, true, "--data: sampling temperature (0.8)"),
-    NUM("--top-k", "N", top_k, F_INT, 0, false, "--data: sample among the k likeliest, 0 = all (0)"),
-    {"--save", "FILE", "write a checkpoint (safetensors) at the end", F_STR, OFF(save), 0, false},
-    {"--resume", "FILE", "continue from a checkpoint", F_STR, OFF(resume), 0, false},
-    NUM("--stop-after", "N", stop_after, F_INT, 1, false, "stop (and --save) after step N, as if interrupted"),
-    {"--log", "FILE", "write a CSV: step, loss, val_loss, lr, grad_norm, seconds", F_STR, OFF(log), 0, false},
-    {"--profile", "", "print the time each op's kernels took, and the optimiser's", F_BOOL, OFF(profile), 0, false},
-    {"--dump-grads", "FILE", "one forward and backward on the first batch, written to FILE; then exit", F_STR, OFF(dump_grads), 0, false},
+    SFLAG("--data", "FILE", data, "train a byte-level model on a text file (default: the sort task)"),
+    SFLAG("--train-bin", "FILE", train_bin, "train on a token file: llm.c's (header recognised), or raw uint16 with --vocab"),
+    SFLAG("--val-bin", "FILE", val_bin, "the validation tokens for --train-bin, same format (required with it)"),
+    INT("--vocab", vocab, 1, 65536, "vocab", "--train-bin: the vocabulary size (llm.c files: largest token + 1)"),
+    INT("--layers", layers, 1, TG_GPT_MAX_LAYERS, "layers", "transformer blocks (sort 2, --data 4)"),
+    INT("--heads", heads, 1, TG_GPT_MAX_DIM, "heads", "attention heads, must divide --dim (sort 4, --data 4)"),
+    INT("--dim", dim, 1, TG_GPT_MAX_DIM, "dim", "model width (sort 64, --data 128)"),
+    INT("--ctx", ctx, 1, TG_GPT_MAX_CTX, "ctx", "context length, --data and --train-bin only (64)"),
+    {"--norm", "pre|post|deepnorm|rezero", "block: x+f(LN(x)), LN(x+f(x)), LN(a*x+f(x)), x+g*f(x) (pre)", F_NORM,
+     OFF(norm), 0, 0, false, false, "norm"},
+    /* stored as "bias" = 1 - no_bias */
+    {"--no-bias", "", "hold every bias at 0, as nanoGPT's bias=False (biases on)", F_BOOL, OFF(no_bias), 0, 0,
+     false, false, "bias"},
+    INT("--batch", batch, 1, 1 << 20, "batch", "sequences per step (sort 64, --data 12)"),
+    INT("--steps", steps, 1, INT_MAX, "steps", "optimiser steps (sort 500, --data 2000)"),
+    FLT("--lr", lr, 0, true, BIG, false, "lr", "peak learning rate (sort 3e-3, --data 1e-3)"),
+    FLT("--min-lr", min_lr, 0, false, BIG, false, "min_lr", "learning rate at the end of the cosine (lr/10)"),
+    INT("--warmup", warmup, 0, INT_MAX, "warmup", "linear warm-up steps (100)"),
+    FLT("--weight-decay", weight_decay, 0, false, BIG, false, "weight_decay", "AdamW decoupled weight decay, 2-D weights only (0.1)"),
+    FLT("--beta2", beta2, 0, false, 1, true, "beta2", "AdamW beta2, below 1 (0.99)"),
+    FLT("--clip", clip, 0, false, BIG, false, "clip", "clip the global gradient norm to X, 0 = off (1.0)"),
+    {"--seed", "N", "seed of the weights, the batches and the sampler (1337)", F_SEED, OFF(seed), 0, 0, false,
+     false, "seed"},
+    INT("--threads", threads, 1, INT_MAX, NULL, "threads, at most " STR(TG_MAX_THREADS) "; results are the same for any (default: TG_NUM_THREADS, else all cores)"),
+    INT("--eval-every", eval_every, 1, INT_MAX, NULL, "steps between validation estimates (250)"),
+    INT("--eval-iters", eval_iters, 1, INT_MAX, NULL, "batches per validation estimate (20)"),
+    BOOL("--eval-full", eval_full, "--data, --train-bin: score every ctx window of the validation split once instead (exact)"),
+    INT("--sample", sample, 0, INT_MAX, NULL, "--data: characters to generate at the end (500; token ids for --train-bin)"),
+    FLT("--temperature", temperature, 0, true, BIG, false, NULL, "sampling temperature (0.8)"),
+    INT("--top-k", top_k, 0, INT_MAX, NULL, "sample among the k likeliest, 0 = all (0)"),
+    SFLAG("--save", "FILE", save, "write a checkpoint (safetensors) at the end"),
+    SFLAG("--resume", "FILE", resume, "continue from a checkpoint"),
+    INT("--stop-after", stop_after, 1, INT_MAX, NULL, "stop (and --save) after step N, as if interrupted"),
+    SFLAG("--log", "FILE", log, "write a CSV: step, loss, val_loss, lr, grad_norm, seconds"),
+    BOOL("--profile", profile, "print the time each op's kernels took, and the optimiser's"),
+    SFLAG("--dump-grads", "FILE", dump_grads, "one forward and backward on the first batch, written to FILE; then exit"),
 };
 enum { N_FLAGS = sizeof flags / sizeof flags[0] };
 _Static_assert(N_FLAGS <= 64, "options.given has a bit per flag");
+
+const char *const setting_keys[] = {"vocab", "layers", "heads", "dim", "ctx", "norm", "bias", "batch", "steps",
+                                    "lr", "min_lr", "warmup", "weight_decay", "beta2", "clip", "seed", NULL};
 
 static void usage(void)
 {
     printf("usage: train_gpt [flags]\n\n"
            "Trains a GPT-2 shaped Transformer with tapegrad. Without --data it learns to sort\n"
            "%d digits and reports held-out exact-match accuracy; with --data FILE it trains a\n"
-           "character-level language model (first 90%% train, last 10%% validation).\n\n",
+           "byte-level language model (first 90%% train, last 10%% validation); with\n"
+           "--train-bin and --val-bin it trains on pre-tokenized files.\n\n",
            SORT_LEN);
     for (int i = 0; i < N_FLAGS; i++) {
         char left[40];
@@ -78,61 +98,107 @@ static void usage(void)
     printf("  %-22s %s\n", "--help", "this text");
 }
 
-static bool parse_value(const flag *f, const char *v, options *o)
-{
-    char *end;
-    void *field = (char *)o + f->off;
-    errno = 0;
-    if (f->type == F_STR) {
-        *(const char **)field = v;
-        return *v != '\0';
-    }
-    if (f->type == F_BOOL)
-        return false; /* --profile=x */
-    if (f->type == F_NORM) {
-        tg_norm_place *n = field;
-        return norm_parse(v, n);
-    }
-    if (f->type == F_SEED) {
-        if (*v == '-')
-            return false;
-        *(unsigned long long *)field = strtoull(v, &end, 10);
-        return end != v && !*end && !errno;
-    }
-    double x = strtod(v, &end);
-    if (end == v || *end || errno || !isfinite(x) || x < f->min || (f->min_open && x == f->min))
-        return false;
-    if (f->type == F_INT) {
-        if (x != floor(x) || x > INT_MAX)
-            return false;
-        *(int *)field = (int)x;
-    } else {
-        if (x > 1e30)
-            return false;
-        *(float *)field = (float)x;
-    }
-    return true;
-}
-
-static const char *need(const flag *f)
+/* What a value of f must be, for messages. */
+static const char *need(const flag *f, char *buf, size_t len)
 {
     switch (f->type) {
-    case F_INT: return f->min_open ? "an integer above" : "an integer of at least";
-    case F_FLOAT: return f->min_open ? "a number above" : "a number of at least";
-    case F_NORM: return "pre, post, deepnorm or rezero";
-    case F_SEED: return "a non-negative integer";
-    case F_BOOL: return "no value";
-    default: return "a non-empty value";
+    case F_INT: snprintf(buf, len, "an integer from %.0f to %.0f", f->min, f->max); break;
+    case F_FLOAT:
+        snprintf(buf, len, "a number in %c%g, %g%c", f->min_open ? '(' : '[', f->min, f->max,
+                 f->max_open ? ')' : ']');
+        break;
+    case F_NORM: snprintf(buf, len, "pre, post, deepnorm or rezero"); break;
+    case F_SEED: snprintf(buf, len, "an integer from 0 to %llu", (unsigned long long)UINT64_MAX); break;
+    case F_BOOL: snprintf(buf, len, f->key ? "0 or 1" : "no value"); break;
+    default: snprintf(buf, len, "a non-empty value"); break;
     }
+    return buf;
 }
 
-static int bad_value(const flag *f, const char *v)
+/* Parses v into f's field of o: the single rule for flags and files. A
+ * boolean takes no value on the command line; in a file only --no-bias is
+ * stored, as "bias" 1 or 0. */
+static bool parse_value(const flag *f, const char *v, options *o, bool from_file)
 {
-    if (f->type == F_INT || f->type == F_FLOAT)
-        fprintf(stderr, "train_gpt: %s %s: expected %s %g\n", f->name, v, need(f), f->min);
+    void *field = (char *)o + f->off;
+    long long i;
+    float x;
+    uint64_t u;
+    switch (f->type) {
+    case F_STR: *(const char **)field = v; return *v != '\0';
+    case F_NORM: return tg_norm_parse(v, field);
+    case F_SEED:
+        if (!tg_parse_u64(v, &u))
+            return false;
+        *(unsigned long long *)field = u;
+        return true;
+    case F_BOOL:
+        if (!from_file || !tg_parse_int(v, 0, 1, &i))
+            return false;
+        *(bool *)field = i == 0;
+        return true;
+    case F_INT:
+        if (!tg_parse_int(v, (long long)f->min, (long long)f->max, &i))
+            return false;
+        *(int *)field = (int)i;
+        return true;
+    case F_FLOAT:
+        if (!tg_parse_float(v, f->min, f->max, &x) || (f->min_open && x == f->min) || (f->max_open && x == f->max))
+            return false;
+        *(float *)field = x;
+        return true;
+    }
+    return false;
+}
+
+static const flag *find_flag(const char *arg, size_t len)
+{
+    for (int i = 0; i < N_FLAGS; i++)
+        if (strlen(flags[i].name) == len && !strncmp(flags[i].name, arg, len))
+            return &flags[i];
+    return NULL;
+}
+
+static const flag *find_key(const char *key)
+{
+    for (int i = 0; key && i < N_FLAGS; i++)
+        if (flags[i].key && !strcmp(flags[i].key, key))
+            return &flags[i];
+    return NULL;
+}
+
+bool setting_parse(const char *key, const char *text, options *dst, char *why, size_t whylen)
+{
+    const flag *f = find_key(key);
+    if (f && parse_value(f, text, dst, true))
+        return true;
+    if (f)
+        need(f, why, whylen);
     else
-        fprintf(stderr, "train_gpt: %s %s: expected %s\n", f->name, v, need(f));
-    return EXIT_USAGE;
+        snprintf(why, whylen, "a known setting");
+    return false;
+}
+
+const char *setting_flag(const char *key)
+{
+    const flag *f = find_key(key);
+    return f ? f->name : key;
+}
+
+bool setting_equal(const char *key, const options *a, const options *b)
+{
+    const flag *f = find_key(key);
+    if (!f)
+        return false;
+    const char *x = (const char *)a + f->off, *y = (const char *)b + f->off;
+    switch (f->type) {
+    case F_INT: return *(const int *)x == *(const int *)y;
+    case F_FLOAT: return *(const float *)x == *(const float *)y;
+    case F_NORM: return *(const tg_norm_place *)x == *(const tg_norm_place *)y;
+    case F_SEED: return *(const unsigned long long *)x == *(const unsigned long long *)y;
+    case F_BOOL: return *(const bool *)x == *(const bool *)y;
+    default: return false;
+    }
 }
 
 static void set_defaults(options *o)
@@ -154,7 +220,7 @@ static void set_defaults(options *o)
 
 static void task_defaults(options *o)
 {
-    bool text = o->data != NULL;
+    bool text = o->data || o->train_bin;
     if (o->layers < 0) o->layers = text ? 4 : 2;
     if (o->heads < 0) o->heads = 4;
     if (o->dim < 0) o->dim = text ? 128 : 64;
@@ -165,33 +231,44 @@ static void task_defaults(options *o)
     if (o->min_lr < 0) o->min_lr = o->lr / 10.0f;
 }
 
-/* Checks between flags; the file-dependent ones (context longer than the
- * text) come when the data is read, still before any training. */
-static const char *cross_check(const options *o)
+/* Which data flags go together. */
+static const char *check_data_flags(const options *o)
 {
-    if (o->dim % o->heads)
-        return "--heads must divide --dim";
-    if (o->threads > TG_MAX_THREADS)
-        return "--threads must be at most " STR(TG_MAX_THREADS);
-    if (!o->data && given(o, "--ctx") && o->ctx != SORT_CTX)
-        return "--ctx applies to --data only (the sort task's sequences are 12 tokens)";
-    if (!o->data && o->eval_full)
-        return "--eval-full applies to --data only (the sort task reports held-out accuracy)";
-    if (o->beta2 >= 1.0f)
-        return "--beta2 must be below 1";
-    if (o->min_lr > o->lr)
-        return "--min-lr must not exceed --lr";
+    if (o->data && (o->train_bin || o->val_bin))
+        return "--data and --train-bin/--val-bin are two different sources; give one";
+    if (!o->train_bin != !o->val_bin)
+        return "--train-bin and --val-bin go together";
+    if (given(o, "--vocab") && !o->train_bin)
+        return "--vocab applies to --train-bin only (text and the sort task have their own vocabularies)";
     if (o->resume && o->dump_grads)
         return "--dump-grads starts from fresh weights; drop --resume";
     return NULL;
 }
 
-static const flag *find_flag(const char *arg, size_t len)
+const char *check_run(const options *o)
 {
-    for (int i = 0; i < N_FLAGS; i++)
-        if (strlen(flags[i].name) == len && !strncmp(flags[i].name, arg, len))
-            return &flags[i];
-    return NULL;
+    static char msg[160];
+    bool sort = !o->data && !o->train_bin;
+    const char *bad = check_data_flags(o);
+    if (bad)
+        return bad;
+    if (o->dim % o->heads)
+        snprintf(msg, sizeof msg, "--heads %d must divide --dim %d", o->heads, o->dim);
+    else if (o->threads > TG_MAX_THREADS)
+        snprintf(msg, sizeof msg, "--threads must be at most %d", TG_MAX_THREADS);
+    else if (sort && o->ctx != SORT_CTX)
+        snprintf(msg, sizeof msg, "ctx %d: --ctx applies to --data and --train-bin only (the sort task's "
+                 "sequences are %d tokens)", o->ctx, SORT_CTX);
+    else if (sort && o->eval_full)
+        snprintf(msg, sizeof msg, "--eval-full applies to --data and --train-bin only (the sort task reports "
+                 "held-out accuracy)");
+    else if (o->min_lr > o->lr)
+        snprintf(msg, sizeof msg, "--min-lr %g must not exceed --lr %g", (double)o->min_lr, (double)o->lr);
+    else if ((long long)o->batch * o->ctx > 1 << 28)
+        snprintf(msg, sizeof msg, "--batch %d times --ctx %d is more than 2^28 tokens a step", o->batch, o->ctx);
+    else
+        return NULL;
+    return msg;
 }
 
 int parse_args(int argc, char **argv, options *o)
@@ -208,21 +285,24 @@ int parse_args(int argc, char **argv, options *o)
             fprintf(stderr, "train_gpt: unknown flag '%s' (try --help)\n", arg);
             return EXIT_USAGE;
         }
+        o->given |= 1ull << (f - flags);
         if (f->type == F_BOOL && !eq) {
             *(bool *)((char *)o + f->off) = true;
             continue;
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        char why[96];
         if (!v) {
             fprintf(stderr, "train_gpt: %s needs a value (%s)\n", f->name, f->arg);
             return EXIT_USAGE;
         }
-        if (!parse_value(f, v, o))
-            return bad_value(f, v);
-        o->given |= 1ull << (f - flags);
+        if (!parse_value(f, v, o, false)) {
+            fprintf(stderr, "train_gpt: %s %s: expected %s\n", f->name, v, need(f, why, sizeof why));
+            return EXIT_USAGE;
+        }
     }
     task_defaults(o);
-    const char *bad = cross_check(o);
+    const char *bad = check_run(o);
     if (bad) {
         fprintf(stderr, "train_gpt: %s\n", bad);
         return EXIT_USAGE;
@@ -234,22 +314,4 @@ bool given(const options *o, const char *name)
 {
     const flag *f = find_flag(name, strlen(name));
     return f && (o->given >> (f - flags) & 1);
-}
-
-static const char *const norm_names[] = {
-    [TG_PRE_LN] = "pre", [TG_POST_LN] = "post", [TG_DEEPNORM] = "deepnorm", [TG_REZERO] = "rezero"};
-
-const char *norm_name(tg_norm_place n)
-{
-    return norm_names[n];
-}
-
-bool norm_parse(const char *s, tg_norm_place *n)
-{
-    for (int i = 0; i < (int)(sizeof norm_names / sizeof norm_names[0]); i++)
-        if (s && !strcmp(s, norm_names[i])) {
-            *n = (tg_norm_place)i;
-            return true;
-        }
-    return false;
 }

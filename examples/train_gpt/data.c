@@ -1,7 +1,8 @@
-/* Training data: the built-in sort task, or the characters of a text file. */
+/* Training data: the built-in sort task, a text file's bytes, or token
+ * files; files are read by the library (tg_text_load, tg_tokens_load) and
+ * batches drawn by it (tg_batch_random, tg_batch_window). */
 #include "train_gpt.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,9 +24,9 @@ static void sort_digits(int problem, int *digits)
 
 /* The first SORT_TEST distinct problems of the test stream, marked in a
  * bitmap that training never draws from. */
-bool data_make_sort(dataset *d)
+static bool make_sort(dataset *d)
 {
-    *d = (dataset){.is_sort = true, .vocab = SORT_VOCAB};
+    *d = (dataset){.kind = TASK_SORT, .vocab = SORT_VOCAB};
     d->held_out = calloc(SORT_SPACE / 8 + 1, 1);
     d->test = malloc(SORT_TEST * sizeof *d->test);
     if (!d->held_out || !d->test)
@@ -82,91 +83,109 @@ static void sort_batch(const dataset *d, tg_rng *r, bool val, int batch, int *id
     }
 }
 
+/* The splits were checked to hold ctx + 1 tokens when the data was read. */
 void data_batch(const dataset *d, tg_rng *r, bool val, int batch, int ctx, int *ids, int *targets)
 {
-    if (d->is_sort) {
+    if (d->kind == TASK_SORT)
         sort_batch(d, r, val, batch, ids, targets);
-        return;
-    }
-    long lo = val ? d->n_train : 0, hi = val ? d->n_tokens : d->n_train;
-    uint64_t starts = (uint64_t)(hi - lo - ctx); /* windows of ctx + 1 tokens */
-    for (int b = 0; b < batch; b++) {
-        long s = lo + (long)(((uint64_t)tg_rng_u32(r) * starts) >> 32);
-        for (int i = 0; i < ctx; i++) {
-            ids[b * ctx + i] = d->tokens[s + i];
-            targets[b * ctx + i] = d->tokens[s + i + 1];
-        }
-    }
+    else
+        tg_batch_random(val ? d->val : d->train, val ? d->n_val : d->n_train, r, batch, ctx, ids, targets);
 }
 
-static unsigned char *read_all(const char *path, long *len, char *err, size_t errlen)
+/* The first 90% of the text trains, the rest validates. */
+static int load_text(dataset *d, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
+    char err[512];
+    *d = (dataset){.kind = TASK_TEXT};
+    if (tg_text_load(path, &d->text, &d->chars, err, sizeof err) != TG_OK) {
+        bool binary = strstr(err, "is not text") != NULL;
+        fprintf(stderr, "train_gpt: --data %s%s\n", err,
+                binary ? "; for a pre-tokenized file use --train-bin and --val-bin" : "");
+        return EXIT_USAGE;
     }
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0, got;
-    do {
-        if (n == cap) {
-            unsigned char *nb = realloc(buf, cap = cap ? 2 * cap : 1 << 20);
-            if (!nb) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                free(buf);
-                fclose(fp);
-                return NULL;
-            }
-            buf = nb;
-        }
-        got = fread(buf + n, 1, cap - n, fp);
-        n += got;
-    } while (got > 0);
-    if (ferror(fp)) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    *len = (long)n;
-    return buf;
+    d->vocab = d->chars.size;
+    d->train = d->text.ids;
+    d->n_train = d->text.n * 9 / 10;
+    d->val = d->text.ids + d->n_train;
+    d->n_val = d->text.n - d->n_train;
+    return 0;
 }
 
-/* The vocabulary is the set of bytes in the file, in byte order (nanoGPT's
- * sorted(set(text)) for ASCII text). */
-bool data_load_text(dataset *d, const char *path, char *err, size_t errlen)
+/* An llm.c file when its header says so; otherwise raw uint16, which needs
+ * --vocab (there is nothing in such a file to check it against). */
+static int load_token_file(const char *flag, const char *path, int vocab, tg_tokens *t)
 {
-    *d = (dataset){0};
-    long len;
-    unsigned char *text = read_all(path, &len, err, errlen);
-    if (!text)
-        return false;
-    int index[256];
-    bool used[256] = {false};
-    for (long i = 0; i < len; i++)
-        used[text[i]] = true;
-    for (int c = 0; c < 256; c++)
-        if (used[c]) {
-            index[c] = d->vocab;
-            d->chars[d->vocab++] = (unsigned char)c;
-        }
-    d->tokens = malloc((size_t)(len ? len : 1) * sizeof *d->tokens);
-    if (!d->tokens) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        free(text);
-        return false;
+    char err[512];
+    bool llmc = tg_tokens_llmc_header(path);
+    if (!llmc && !vocab) {
+        fprintf(stderr, "train_gpt: %s %s: no llm.c header; a raw uint16 (nanoGPT) token file needs --vocab N\n",
+                flag, path);
+        return EXIT_USAGE;
     }
-    for (long i = 0; i < len; i++)
-        d->tokens[i] = index[text[i]];
-    free(text);
-    d->n_tokens = len;
-    d->n_train = len * 9 / 10;
-    return true;
+    if (tg_tokens_load(path, llmc ? TG_TOKENS_LLMC : TG_TOKENS_U16, vocab, t, err, sizeof err) != TG_OK) {
+        fprintf(stderr, "train_gpt: %s %s\n", flag, err);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* o->vocab is --vocab, or the checkpoint's; 0 lets llm.c files set it to
+ * their largest token + 1 (over both files). */
+static int load_tokens(dataset *d, const options *o)
+{
+    *d = (dataset){.kind = TASK_TOKENS};
+    int rc = load_token_file("--train-bin", o->train_bin, o->vocab, &d->train_file);
+    if (!rc)
+        rc = load_token_file("--val-bin", o->val_bin, o->vocab, &d->val_file);
+    if (rc)
+        return rc;
+    d->vocab = o->vocab ? o->vocab
+                        : d->train_file.vocab > d->val_file.vocab ? d->train_file.vocab : d->val_file.vocab;
+    d->train = d->train_file.ids;
+    d->n_train = d->train_file.n;
+    d->val = d->val_file.ids;
+    d->n_val = d->val_file.n;
+    return 0;
+}
+
+/* Both splits must hold a window of ctx inputs and its targets. */
+static int check_splits(const dataset *d, const options *o)
+{
+    const char *src = d->kind == TASK_TEXT ? o->data : o->train_bin;
+    if (d->n_val < (long)o->ctx + 1 || d->n_train < (long)o->ctx + 1) {
+        if (d->kind == TASK_TEXT)
+            fprintf(stderr, "train_gpt: --ctx %d is longer than the text allows: %s has %ld characters, its last "
+                    "10%% (the validation split, %ld) must hold ctx + 1\n", o->ctx, src, d->text.n, d->n_val);
+        else
+            fprintf(stderr, "train_gpt: --ctx %d is longer than the token files allow: --train-bin has %ld tokens, "
+                    "--val-bin %ld; each must hold ctx + 1\n", o->ctx, d->n_train, d->n_val);
+        return EXIT_USAGE;
+    }
+    if (d->vocab < 1 || d->vocab > TG_GPT_MAX_VOCAB) {
+        fprintf(stderr, "train_gpt: %s: a vocabulary of %d tokens\n", src, d->vocab);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+int data_load(dataset *d, const options *o)
+{
+    if (!o->data && !o->train_bin)
+        return make_sort(d) ? 0 : (fprintf(stderr, "train_gpt: out of memory\n"), 1);
+    int rc = o->data ? load_text(d, o->data) : load_tokens(d, o);
+    return rc ? rc : check_splits(d, o);
+}
+
+const char *task_name(task t)
+{
+    return t == TASK_SORT ? "sort" : t == TASK_TEXT ? "text" : "tokens";
 }
 
 void data_free(dataset *d)
 {
-    free(d->tokens);
+    tg_tokens_free(&d->text);
+    tg_tokens_free(&d->train_file);
+    tg_tokens_free(&d->val_file);
     free(d->held_out);
     free(d->test);
 }

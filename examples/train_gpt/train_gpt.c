@@ -2,20 +2,24 @@
  *
  * Without --data it learns to sort six digits (a task that needs no files)
  * and ends with held-out exact-match accuracy; with --data FILE it trains a
- * character-level language model and ends with a sample. `train_gpt --help`
- * lists the flags. Problems found before training (flags, files, a checkpoint
- * that does not fit) exit with status 2, failures during the run with 1. */
+ * byte-level language model and ends with a sample; --train-bin and
+ * --val-bin train on token files. `train_gpt --help` lists the flags.
+ * Problems found before training (flags, files, a checkpoint that does not
+ * fit) exit with status 2, failures during the run with 1. */
 #include "train_gpt.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 typedef struct run {
     options o;
     dataset d;
+    tg_checkpoint *ckpt; /* --resume, until the model is built from it */
     tg_gpt *m;
     tg_adamw *opt;
     tg_tape *tape;
@@ -36,33 +40,41 @@ static double now(void)
 
 /* ---- setup: everything that can fail on bad input, before any training ---- */
 
-static int load_data(run *r)
+/* A --save or --dump-grads target: a regular file or nothing yet, in a
+ * directory this process can write in (the file is written next to itself
+ * and renamed). Checked before any training, not after it. */
+static int check_output(const char *flag, const char *path)
 {
-    char err[512];
-    if (!r->o.data)
-        return data_make_sort(&r->d) ? 0 : (fprintf(stderr, "train_gpt: out of memory\n"), 1);
-    if (!data_load_text(&r->d, r->o.data, err, sizeof err)) {
-        fprintf(stderr, "train_gpt: --data %s\n", err);
+    struct stat st;
+    if (!path)
+        return 0;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "train_gpt: %s %s: it exists and is not a regular file (%s)\n", flag, path,
+                S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                : S_ISSOCK(st.st_mode) ? "a socket" : "a device");
         return EXIT_USAGE;
     }
-    long val = r->d.n_tokens - r->d.n_train;
-    if (val < (long)r->o.ctx + 1) {
-        fprintf(stderr, "train_gpt: --ctx %d is longer than the text allows: %s has %ld characters, its last 10%% "
-                "(the validation split, %ld) must hold ctx + 1\n", r->o.ctx, r->o.data, r->d.n_tokens, val);
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "train_gpt: %s %s: cannot write in the directory %s: %s\n", flag, path, dir,
+                strerror(errno));
         return EXIT_USAGE;
     }
     return 0;
 }
 
+/* A fresh model, or the checkpoint's (its values checked finite). */
 static int build_model(run *r)
 {
-    char err[256];
+    char err[512];
     const options *o = &r->o;
     tg_gpt_config cfg = {.vocab = r->d.vocab, .ctx = o->ctx, .layers = o->layers, .heads = o->heads, .dim = o->dim,
                          .norm = o->norm, .residual_scale = 1.0f};
-    r->m = tg_gpt_new(&cfg, o->seed, err, sizeof err);
+    r->m = r->ckpt ? tg_checkpoint_model(r->ckpt, err, sizeof err) : tg_gpt_new(&cfg, o->seed, err, sizeof err);
     if (!r->m) {
-        fprintf(stderr, "train_gpt: %s\n", err);
+        fprintf(stderr, "train_gpt: %s%s\n", r->ckpt ? "--resume " : "", err);
         return EXIT_USAGE;
     }
     r->opt = tg_adamw_new(r->m->params, r->m->n_params, 0.9f, o->beta2, 1e-8f, o->weight_decay);
@@ -75,24 +87,48 @@ static int build_model(run *r)
         return 1;
     }
     tg_rng_seed(&r->s.rng, o->seed ^ 0x9e3779b97f4a7c15ull);
+    if (r->ckpt && tg_checkpoint_optimizer(r->ckpt, r->m, r->opt, err, sizeof err) != TG_OK) {
+        fprintf(stderr, "train_gpt: --resume %s\n", err);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* --resume: the run's settings from the checkpoint, then (once the data is
+ * read) its fit to the data and its progress. */
+static int resume_settings(run *r)
+{
+    char err[512];
+    if (r->o.resume && !(r->ckpt = ckpt_open(r->o.resume, &r->o, err, sizeof err))) {
+        fprintf(stderr, "train_gpt: --resume %s\n", err);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int resume_fit(run *r)
+{
+    char err[512];
+    if (r->ckpt && !ckpt_fits(r->ckpt, &r->o, &r->d, &r->s, err, sizeof err)) {
+        fprintf(stderr, "train_gpt: --resume %s\n", err);
+        return EXIT_USAGE;
+    }
     return 0;
 }
 
 static int setup(run *r, int argc, char **argv)
 {
-    char err[512];
     int rc = parse_args(argc, argv, &r->o);
-    if (rc)
+    if (rc || (rc = check_output("--save", r->o.save)) || (rc = check_output("--dump-grads", r->o.dump_grads)) ||
+        (rc = resume_settings(r)) || (rc = data_load(&r->d, &r->o)) || (rc = resume_fit(r)))
         return rc;
-    if (r->o.resume && !ckpt_peek(r->o.resume, &r->o, err, sizeof err)) {
-        fprintf(stderr, "train_gpt: --resume %s\n", err);
-        return EXIT_USAGE;
-    }
-    if ((rc = load_data(r)) || (rc = build_model(r)))
+    train_state progress = r->s;
+    if ((rc = build_model(r)))
         return rc;
-    if (r->o.resume && !ckpt_load(r->o.resume, r->m, r->opt, &r->d, &r->s, err, sizeof err)) {
-        fprintf(stderr, "train_gpt: --resume %s\n", err);
-        return EXIT_USAGE;
+    if (r->ckpt) {
+        r->s = progress; /* build_model seeded a fresh sampler */
+        tg_checkpoint_close(r->ckpt);
+        r->ckpt = NULL;
     }
     if (r->o.log && !(r->log = fopen(r->o.log, "w"))) {
         fprintf(stderr, "train_gpt: --log %s: cannot open for writing\n", r->o.log);
@@ -120,8 +156,7 @@ static float val_loss_full(run *r)
 {
     char err[512];
     double mean;
-    if (tg_gpt_eval(r->m, r->tape, r->d.tokens + r->d.n_train, r->d.n_tokens - r->d.n_train, r->o.ctx, r->o.batch,
-                    &mean, err, sizeof err) != TG_OK) {
+    if (tg_gpt_eval(r->m, r->tape, r->d.val, r->d.n_val, r->o.ctx, r->o.batch, &mean, err, sizeof err) != TG_OK) {
         fprintf(stderr, "\ntrain_gpt: %s\n", err);
         return NAN;
     }
@@ -214,25 +249,30 @@ static int sort_report(run *r)
 
 /* ---- sampling text ---------------------------------------------------------- */
 
-/* n characters after a newline, with the library's generator: past ctx
- * characters its window restarts from the last ctx/2 (see tg_generator_new). */
+/* n tokens with the library's generator (past ctx tokens its window
+ * restarts from the last ctx/2, see tg_generator_new). Text starts after a
+ * newline and prints characters; token files start from token 0 and print
+ * token ids (there is no tokenizer here to decode them). */
 static int sample_text(run *r)
 {
     char err[512];
-    int n = r->o.sample, *toks = malloc((size_t)n * sizeof *toks), start = 0;
+    bool text = r->d.kind == TASK_TEXT;
+    int n = r->o.sample, *toks = malloc((size_t)n * sizeof *toks);
+    int start = text && tg_byte_encode(&r->d.chars, '\n') >= 0 ? tg_byte_encode(&r->d.chars, '\n') : 0;
     if (!toks)
         return 1;
-    for (int v = 0; v < r->d.vocab; v++)
-        if (r->d.chars[v] == '\n')
-            start = v;
     if (tg_gpt_generate(r->m, &start, 1, n, r->o.temperature, r->o.top_k, r->o.seed + 7, toks, err, sizeof err)) {
         fprintf(stderr, "train_gpt: %s\n", err);
         free(toks);
         return 1;
     }
-    printf("sample (%d characters, temperature %g, top-k %d):\n", n, (double)r->o.temperature, r->o.top_k);
+    printf("sample (%d %s, temperature %g, top-k %d):\n", n, text ? "characters" : "tokens",
+           (double)r->o.temperature, r->o.top_k);
     for (int i = 0; i < n; i++)
-        putchar(r->d.chars[toks[i]]);
+        if (text)
+            putchar(tg_byte_decode(&r->d.chars, toks[i]));
+        else
+            printf(i ? " %d" : "%d", toks[i]);
     putchar('\n');
     free(toks);
     return 0;
@@ -254,7 +294,7 @@ static void progress(run *r, long first, long step, float loss, float lr, bool e
     printf("%sstep %ld/%d  loss %.4f  lr %.2e  %.0f tok/s  %.0fs left%s", tty ? "\r\033[K" : "", step + 1,
            r->o.steps, (double)loss, (double)lr, tok_s, eta, tty && !eval && left ? "" : "\n");
     if (eval)
-        printf("step %ld: %s loss %.4f\n", step + 1, r->d.is_sort ? "held-out" : "val", (double)r->last_val);
+        printf("step %ld: %s loss %.4f\n", step + 1, r->d.kind == TASK_SORT ? "held-out" : "val", (double)r->last_val);
     fflush(stdout);
 }
 
@@ -271,17 +311,43 @@ static void drop_bias_grads(run *r)
     }
 }
 
+/* The name of a parameter holding a value that is not finite, or NULL. One
+ * pass per step: x * 0 is 0 for every finite x and NaN otherwise, and a sum
+ * of such terms in independent lanes vectorises. */
+static const char *params_finite(const tg_gpt *m)
+{
+    for (int i = 0; i < m->n_params; i++) {
+        const float *x = m->params[i]->data;
+        size_t n = m->params[i]->size, j = 0;
+        float acc[8] = {0};
+        for (; j + 8 <= n; j += 8)
+            for (int l = 0; l < 8; l++)
+                acc[l] += x[j + l] * 0.0f;
+        for (; j < n; j++)
+            acc[0] += x[j] * 0.0f;
+        for (int l = 0; l < 8; l++)
+            if (acc[l] != 0.0f)
+                return m->params[i]->name;
+    }
+    return NULL;
+}
+
 /* One optimiser step. Returns the training loss, NAN on failure (reported). */
 static float train_step(run *r, float lr, float *norm)
 {
     data_batch(&r->d, &r->s.rng, false, r->o.batch, r->o.ctx, r->ids, r->targets);
     tg_tape_reset(r->tape);
     tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids, r->targets, r->o.batch, r->o.ctx);
+    if (loss && !isfinite(loss->data[0])) {
+        fprintf(stderr, "\ntrain_gpt: the loss (%g) is not finite at step %ld; nothing was saved (try a lower "
+                "--lr)\n", (double)loss->data[0], r->s.step + 1);
+        return NAN;
+    }
     double t0 = now();
     tg_zero_grad(r->m->params, r->m->n_params);
     r->optim_seconds += now() - t0;
     if (tg_backward(r->tape, loss) != TG_OK) {
-        fprintf(stderr, "\ntrain_gpt: %s\n", tg_tape_error(r->tape));
+        fprintf(stderr, "\ntrain_gpt: step %ld: %s; nothing was saved\n", r->s.step + 1, tg_tape_error(r->tape));
         return NAN;
     }
     float l = loss->data[0];
@@ -289,13 +355,19 @@ static float train_step(run *r, float lr, float *norm)
     if (r->o.no_bias)
         drop_bias_grads(r);
     *norm = tg_clip_grad_norm(r->m->params, r->m->n_params, r->o.clip);
-    if (!isfinite(l) || !isfinite(*norm)) {
-        fprintf(stderr, "\ntrain_gpt: the loss (%g) or gradient norm (%g) is not finite at step %ld; "
-                "nothing was saved (try a lower --lr)\n", (double)l, (double)*norm, r->s.step + 1);
+    if (!isfinite(*norm)) {
+        fprintf(stderr, "\ntrain_gpt: the gradient norm (%g) is not finite at step %ld (loss %g); "
+                "nothing was saved (try a lower --lr)\n", (double)*norm, r->s.step + 1, (double)l);
         return NAN;
     }
     tg_adamw_step(r->opt, lr);
     r->optim_seconds += now() - t0;
+    const char *bad = params_finite(r->m);
+    if (bad) {
+        fprintf(stderr, "\ntrain_gpt: parameter %s is not finite after the update of step %ld; nothing was saved "
+                "(try a lower --lr)\n", bad, r->s.step + 1);
+        return NAN;
+    }
     return l;
 }
 
@@ -347,14 +419,14 @@ static int finish(run *r)
     const options *o = &r->o;
     if (o->save) {
         if (!ckpt_save(o->save, r->m, r->opt, o, &r->d, &r->s, err, sizeof err)) {
-            fprintf(stderr, "train_gpt: --save %s\n", err);
+            fprintf(stderr, "train_gpt: --save %s (step %ld)\n", err, r->s.step);
             return 1;
         }
         printf("checkpoint written to %s (step %ld)\n", o->save, r->s.step);
     }
     if (r->s.step < o->steps)
         return 0;
-    return r->d.is_sort ? sort_report(r) : o->sample ? sample_text(r) : 0;
+    return r->d.kind == TASK_SORT ? sort_report(r) : o->sample ? sample_text(r) : 0;
 }
 
 static int dump(run *r)
@@ -382,13 +454,16 @@ static void describe(const run *r)
     long n = 0;
     for (int i = 0; i < r->m->n_params; i++)
         n += (long)r->m->params[i]->size;
-    if (r->d.is_sort)
+    if (r->d.kind == TASK_SORT)
         printf("task: sort %d digits (%d held-out problems)\n", SORT_LEN, SORT_TEST);
-    else
-        printf("task: %s, %ld characters, vocabulary %d, %ld for training\n", o->data, r->d.n_tokens, r->d.vocab,
+    else if (r->d.kind == TASK_TEXT)
+        printf("task: %s, %ld characters, vocabulary %d, %ld for training\n", o->data, r->d.text.n, r->d.vocab,
                r->d.n_train);
+    else
+        printf("task: tokens, %s (%ld for training), %s (%ld for validation), vocabulary %d\n", o->train_bin,
+               r->d.n_train, o->val_bin, r->d.n_val, r->d.vocab);
     printf("model: %d layers, %d heads, dim %d, ctx %d, %s blocks, %.2fM parameters\n", o->layers, o->heads, o->dim,
-           o->ctx, norm_name(o->norm), (double)n / 1e6);
+           o->ctx, tg_norm_name(o->norm), (double)n / 1e6);
     printf("run: %s, batch %d, steps %ld..%d, lr %g -> %g, warm-up %d, weight decay %g, beta2 %g, clip %g, seed %llu, "
            "%d threads\n", o->no_bias ? "biases held at 0" : "with biases", o->batch, r->s.step, o->steps, (double)o->lr, (double)o->min_lr, o->warmup,
            (double)o->weight_decay, (double)o->beta2, (double)o->clip, o->seed, tg_get_threads());
@@ -409,6 +484,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_gpt: --log %s: write failed\n", r.o.log);
         rc = rc ? rc : 1;
     }
+    tg_checkpoint_close(r.ckpt);
     tg_tape_free(r.tape);
     tg_adamw_free(r.opt);
     tg_gpt_free(r.m);

@@ -1,8 +1,9 @@
 /* train_gpt: the parts of the program shared between its files.
  *
- *   args.c        flags, defaults, --help and the checks made before any work
- *   data.c        the built-in sort task and character-level text files
- *   checkpoint.c  --save / --resume / --dump-grads (safetensors files)
+ *   args.c        flags, defaults, --help, and the one check of the run's
+ *                 settings that flags and checkpoints both go through
+ *   data.c        the built-in sort task, and text or token files (library)
+ *   checkpoint.c  --save / --resume / --dump-grads on the library's files
  *   train_gpt.c   the training loop, evaluation, progress, sampling
  */
 #ifndef TRAIN_GPT_H
@@ -17,8 +18,8 @@
 enum { EXIT_USAGE = 2 };
 
 typedef struct options {
-    const char *data, *save, *resume, *log, *dump_grads;
-    int layers, heads, dim, ctx, batch, steps, warmup, threads;
+    const char *data, *train_bin, *val_bin, *save, *resume, *log, *dump_grads;
+    int layers, heads, dim, ctx, batch, steps, warmup, threads, vocab;
     int eval_every, eval_iters, sample, top_k, stop_after;
     float lr, min_lr, weight_decay, beta2, clip, temperature;
     tg_norm_place norm;
@@ -34,15 +35,33 @@ typedef struct options {
 int parse_args(int argc, char **argv, options *o);
 /* Whether the command line gave the flag ("--dim"). */
 bool given(const options *o, const char *flag);
+/* The one validation of a setting, for flags and checkpoints alike: text
+ * parsed strictly as the value of the setting stored under metadata key
+ * `key` ("layers", "lr", ...) and range-checked into dst. false with what
+ * was expected in why ("an integer from 1 to 4096"). */
+bool setting_parse(const char *key, const char *text, options *dst, char *why, size_t whylen);
+/* The flag of a metadata key ("min_lr" -> "--min-lr"). */
+const char *setting_flag(const char *key);
+/* Whether the setting under key holds the same value in a and b. */
+bool setting_equal(const char *key, const options *a, const options *b);
+/* The metadata keys of the stored settings, NULL-terminated. */
+extern const char *const setting_keys[];
+/* The checks between settings (heads divide dim, min_lr <= lr, the task's
+ * constraints...), after flags and again after a checkpoint's settings are
+ * merged in: NULL or the message. */
+const char *check_run(const options *o);
 
-/* The training data: either the sort task (generated) or a text file's
- * characters. Tokens are ints in [0, vocab). */
+/* The training data: the sort task (generated), a text file's bytes, or
+ * token files. Tokens are ints in [0, vocab). */
+typedef enum task { TASK_SORT, TASK_TEXT, TASK_TOKENS } task;
+
 typedef struct dataset {
-    bool is_sort;
+    task kind;
     int vocab;
-    unsigned char chars[256]; /* text: token -> byte */
-    int *tokens;              /* text: the whole file as tokens */
-    long n_tokens, n_train;   /* text: the first n_train are the training split */
+    tg_byte_vocab chars;      /* text: token <-> byte */
+    tg_tokens text, train_file, val_file; /* whichever the task loaded */
+    const int *train, *val;   /* text and tokens: the two splits */
+    long n_train, n_val;
     unsigned char *held_out;  /* sort: bitmap of the inputs kept for testing */
     int *test;                /* sort: those inputs, as numbers */
 } dataset;
@@ -50,11 +69,13 @@ typedef struct dataset {
 /* The sort task: SORT_LEN digits, a separator, the digits sorted. */
 enum { SORT_LEN = 6, SORT_SEP = 10, SORT_VOCAB = 11, SORT_CTX = 2 * SORT_LEN, SORT_TEST = 1000 };
 
-bool data_load_text(dataset *d, const char *path, char *err, size_t errlen);
-bool data_make_sort(dataset *d);
+/* Loads what o asks for (sort, --data, --train-bin/--val-bin). Returns 0,
+ * or an exit status after a message on stderr. */
+int data_load(dataset *d, const options *o);
+const char *task_name(task t); /* "sort", "text", "tokens" */
 void data_free(dataset *d);
 /* A batch [batch, ctx] of inputs and next-token targets (-1 where the sort
- * task does not score a position). val picks the validation split of text. */
+ * task does not score a position). val picks the validation split. */
 void data_batch(const dataset *d, tg_rng *r, bool val, int batch, int ctx, int *ids, int *targets);
 /* digits, the separator, the digits sorted: SORT_CTX + 1 tokens into seq. */
 void data_sort_sequence(const int *digits, int *seq);
@@ -67,20 +88,20 @@ typedef struct train_state {
     tg_rng rng;   /* the batch sampler */
 } train_state;
 
-bool ckpt_save(const char *path, const tg_gpt *m, tg_adamw *opt, const options *o, const dataset *d,
+/* Writes the model, the optimizer and the run's metadata; false with a
+ * message (nothing written) when a value is not finite or the file cannot be
+ * written. */
+bool ckpt_save(const char *path, const tg_gpt *m, const tg_adamw *opt, const options *o, const dataset *d,
                const train_state *s, char *err, size_t errlen);
-/* Reads path into m, opt and s, after checking that it matches d. */
-bool ckpt_load(const char *path, tg_gpt *m, tg_adamw *opt, const dataset *d, train_state *s, char *err,
+/* Opens a train_gpt checkpoint and merges its settings into o through
+ * setting_parse; a flag the user gave that disagrees with the file is an
+ * error. NULL with a message. */
+tg_checkpoint *ckpt_open(const char *path, options *o, char *err, size_t errlen);
+/* Checks the checkpoint's data against d (task, vocabulary) and reads the
+ * progress into s. */
+bool ckpt_fits(const tg_checkpoint *c, const options *o, const dataset *d, train_state *s, char *err,
                size_t errlen);
-/* Reads the model shape and optimiser settings of a checkpoint into o, so the
- * model can be built before ckpt_load fills it. Flags the user gave that
- * disagree with the file are an error. */
-bool ckpt_peek(const char *path, options *o, char *err, size_t errlen);
 bool dump_grads(const char *path, const tg_gpt *m, const int *ids, const int *targets, int batch, int ctx,
                 float loss, char *err, size_t errlen);
-
-const char *norm_name(tg_norm_place n);
-/* "pre", "post", "deepnorm" or "rezero"; false for anything else. */
-bool norm_parse(const char *s, tg_norm_place *n);
 
 #endif
