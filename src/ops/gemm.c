@@ -90,13 +90,22 @@ static void pack_b_strip(bool tb, const float *b, int ldb, int p0, int kc, int j
 {
     float *strip = out + (size_t)js * kc;
     int w = nc - js < NR ? nc - js : NR;
-    for (int p = 0; p < kc; p++) {
-        float *row = strip + (size_t)p * NR;
-        for (int j = 0; j < w; j++)
-            row[j] = tb ? b[(size_t)(j0 + js + j) * ldb + p0 + p] : b[(size_t)(p0 + p) * ldb + j0 + js + j];
-        for (int j = w; j < NR; j++)
-            row[j] = 0.0f;
+    if (!tb) { /* rows of B: a copy of w floats per row */
+        for (int p = 0; p < kc; p++) {
+            float *row = strip + (size_t)p * NR;
+            memcpy(row, b + (size_t)(p0 + p) * ldb + j0 + js, (size_t)w * sizeof(float));
+            memset(row + w, 0, (size_t)(NR - w) * sizeof(float));
+        }
+        return;
     }
+    /* Columns of op(B) are rows of B: read each one along its length. */
+    for (int j = 0; j < w; j++) {
+        const float *col = b + (size_t)(j0 + js + j) * ldb + p0;
+        for (int p = 0; p < kc; p++)
+            strip[(size_t)p * NR + j] = col[p];
+    }
+    for (int p = 0; w < NR && p < kc; p++)
+        memset(strip + (size_t)p * NR + w, 0, (size_t)(NR - w) * sizeof(float));
 }
 
 /* op(A)[i0 .. i0+h, p0 .. p0+kc], h <= MR rows, into one k-major strip,
