@@ -328,6 +328,13 @@ static void test_thread_counts_identical(void **s)
         snprintf(args, sizeof args, "text%d.st", t);
         expect_same_bytes("text1.st", args);
     }
+    /* Stopped at 1 thread, resumed at 3: the same as the unbroken runs. */
+    assert_int_equal(run("--data text.txt --ctx 32 --dim 64 --heads 4 --layers 2 --batch 24 --steps 4 --eval-every 2 "
+                         "--eval-iters 2 --sample 0 --threads 1 --stop-after 2 --save half.st",
+                         out, sizeof out),
+                     0);
+    assert_int_equal(run("--data text.txt --resume half.st --sample 0 --threads 3 --save resumed3.st", out, sizeof out), 0);
+    expect_same_tensors("text1.st", "resumed3.st");
     /* --threads wins over the environment; too many is a usage error. */
     assert_int_equal(setenv("TG_NUM_THREADS", "3", 1), 0);
     assert_int_equal(run("--steps 1 --threads 2 " "--layers 1 --dim 16 --heads 2 --batch 8", out, sizeof out), 0);
