@@ -106,7 +106,7 @@ void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
  * sends every product there). The default sends none: in bench_gemm on this
  * machine the built-in kernel ran at 127% to 172% of OpenBLAS's speed at
  * every shape measured, GPT-2's 2048 x 768 x 768 included, and OpenBLAS's
- * own thread pool spins after each call and fights OpenMP's for the cores
+ * own thread pool spins after each call and fights the library's for the cores
  * (the sort task took 19 s with every product on OpenBLAS, 5.2 s with none). */
 #ifndef TG_GEMM_BLAS_MIN_FLOPS
 #define TG_GEMM_BLAS_MIN_FLOPS HUGE_VAL
