@@ -9,6 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* cmocka's assert_float_equal passes when a value is NaN; this one fails. */
+#undef assert_float_equal
+#define assert_float_equal(a, b, eps)                                                    \
+    do {                                                                                 \
+        double a_ = (a), b_ = (b);                                                       \
+        if (!(fabs(a_ - b_) <= (double)(eps)))                                           \
+            fail_msg("%s = %.9g, want %.9g within %g", #a, a_, b_, (double)(eps));       \
+    } while (0)
+
 static tg_tensor *filled(tg_tape *t, const int *shape, int ndim, float start, float step)
 {
     tg_tensor *x = tg_tape_tensor(t, ndim, shape);
@@ -255,6 +264,28 @@ static void test_max_ties(void **s)
     tg_param_free(x);
 }
 
+/* logsumexp of a run of -inf is -inf and passes back no gradient (not NaN:
+ * exp(x - y) would be exp(-inf + inf)); a run holding +inf gives +inf. The
+ * loss goes through a clamp, which makes it finite. */
+static void test_logsumexp_infinite(void **s)
+{
+    (void)s;
+    tg_tensor *x = tg_param_new(2, (int[]){1, 3}, "x");
+    tg_fill(x, -INFINITY);
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *y = tg_logsumexp(t, x, 1, false);
+    assert_true(isinf(y->data[0]) && y->data[0] < 0);
+    assert_int_equal(tg_backward(t, tg_sum(t, tg_clamp(t, y, -10.0f, 10.0f))), TG_OK);
+    for (int i = 0; i < 3; i++)
+        assert_float_equal(x->grad[i], 0.0f, 0.0f);
+    tg_tensor *big = TENSOR(t, 1.0f, 0.0f, 3);
+    big->data[1] = INFINITY;
+    tg_tensor *z = tg_logsumexp(t, big, 0, false);
+    assert_true(isinf(z->data[0]) && z->data[0] > 0);
+    tg_tape_free(t);
+    tg_param_free(x);
+}
+
 /* permute, transpose, slice, concat and split move the right elements. */
 static void test_shape_values(void **s)
 {
@@ -439,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_unary_errors),
         cmocka_unit_test(test_reduce_dim_values),
         cmocka_unit_test(test_max_ties),
+        cmocka_unit_test(test_logsumexp_infinite),
         cmocka_unit_test(test_shape_values),
         cmocka_unit_test(test_reduce_shape_errors),
         cmocka_unit_test(test_rmsnorm_values),
