@@ -378,7 +378,7 @@ def nanogpt_moments(torch, ckpt, shapes, path):
     decay, nodecay = optimizer_order(shapes)
     try:
         groups, state = opt["param_groups"], opt["state"]
-        ok = len(groups) == 2 and groups[0]["params"] == list(range(len(decay))) \
+        ok = isinstance(state, dict) and len(groups) == 2 and groups[0]["params"] == list(range(len(decay))) \
             and groups[1]["params"] == list(range(len(decay), len(decay) + len(nodecay)))
     except (KeyError, TypeError):
         ok = False
@@ -511,6 +511,8 @@ def from_nanogpt(args):
         warn("nanoGPT's GELU is erf, tapegrad's the tanh approximation: the converted model's outputs "
              "will differ slightly from this checkpoint's")
 
+    if not all(isinstance(k, str) for k in ckpt["model"]):
+        raise BadInput("%s: the state dict has a key that is not a string" % path)
     # torch.compile'd models are saved with this prefix; nanoGPT strips it too.
     sd = {(k[len("_orig_mod."):] if k.startswith("_orig_mod.") else k): t for k, t in ckpt["model"].items()}
     shapes = param_shapes(layers, dim, vocab, ctx, bias)
@@ -557,14 +559,16 @@ def from_nanogpt(args):
             raise BadInput("--set %s: %r is not %s" % (item, value, "an integer" if SETTABLE[key] is int else "a number"))
     for key, kind in SETTABLE.items():
         x = settings[key]
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise BadInput("setting %s = %r is not a number" % (key, x))
         if not math.isfinite(x) or x < 0 or (kind is int and x != int(x)):
             raise BadInput("setting %s = %r is not a non-negative %s" % (key, x, kind.__name__))
     if settings["beta2"] >= 1 or settings["batch"] < 1 or settings["steps"] < 1 or settings["lr"] <= 0:
         raise BadInput("settings %s: batch and steps must be >= 1, lr > 0, beta2 < 1" % settings)
 
-    step = int(ckpt.get("iter_num", 0))
-    if step < 0:
-        raise BadInput("%s: iter_num %d is negative" % (path, step))
+    step = ckpt.get("iter_num", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise BadInput("%s: iter_num %r is not a step count" % (path, step))
     moments, optim_steps = (found[0], found[1]) if found else ({}, 0)
     meta = {"vocab": str(vocab), "ctx": str(ctx), "layers": str(layers), "heads": str(heads), "dim": str(dim),
             "norm": "pre", "residual_scale": "1", "format": FORMAT}
