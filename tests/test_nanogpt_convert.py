@@ -13,7 +13,7 @@ usage: test_nanogpt_convert.py TRAIN_GPT CONVERTER
    state with nanoGPT's two groups, and each moment lands on its parameter.
 2. ckpt.pt back to a train_gpt checkpoint: every tensor and every metadata
    string equal to the original, bit for bit, and train_gpt resumes it to the
-   same parameters as the original.
+   same parameters as the original; also with --mask-buffers.
 3. A checkpoint made the way nanoGPT makes one (erf GELU, AdamW steps taken
    in PyTorch, the torch.compile prefix) converts with its parameters and
    moments exact and resumes in train_gpt.
@@ -230,6 +230,20 @@ def check_round_trip(tmp, text_path, st, ckpt_pt, tag):
     print("%s: round trip bit-exact (%d tensors, %d metadata keys); resumes identically" % (tag, len(t0), len(m0)))
 
 
+def check_mask_buffers(tmp, st):
+    """--mask-buffers: nanoGPT's causal masks for PyTorch < 2.0, ignored on the way back."""
+    pt = os.path.join(tmp, "nano_1", "masked.pt")
+    convert("to-nanogpt", st, pt, "--mask-buffers")
+    sd = torch.load(pt)["model"]
+    masks = [k for k in sd if k.endswith(".attn.bias")]
+    assert masks == ["transformer.h.0.attn.bias", "transformer.h.1.attn.bias"], masks
+    assert torch.equal(sd[masks[0]], torch.ones(CTX, CTX).tril().view(1, 1, CTX, CTX))
+    back = os.path.join(tmp, "masked.safetensors")
+    convert("from-nanogpt", pt, back)
+    assert read_st(back) == read_st(st), "--mask-buffers changed the round trip"
+    print("--mask-buffers: two causal masks; the round trip still exact")
+
+
 def check_from_nanogpt(tmp, text, text_path):
     data, vocab = tokens(text)
     a = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": CTX, "bias": True, "vocab_size": len(vocab),
@@ -321,6 +335,7 @@ def main():
                  "--eval-full", "--log", log, "--save", st] + MODEL_FLAGS + ([] if bias else ["--no-bias"]))
             pt = check_to_nanogpt(tmp, text, st, log, bias)
             check_round_trip(tmp, text_path, st, pt, "bias=%s" % bias)
+        check_mask_buffers(tmp, os.path.join(tmp, "tg_1.safetensors"))
         foreign = check_from_nanogpt(tmp, text, text_path)
         check_refusals(tmp, text_path, foreign)
     return 0

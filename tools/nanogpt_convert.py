@@ -13,7 +13,9 @@ yet": train_gpt keeps no best) and 'config' (nanoGPT's names for the run
 settings, plus 'gelu': 'tanh' and every train_gpt metadata string under
 'tapegrad'). For a text checkpoint it also writes meta.pkl (stoi, itos,
 vocab_size) beside ckpt.pt; nanoGPT's sample.py reads it from
-data/<dataset>/meta.pkl. Only the Pre-LN block with residual scale 1 is
+data/<dataset>/meta.pkl. On PyTorch older than 2.0 nanoGPT also registers
+its causal mask as buffers "transformer.h.<l>.attn.bias"; --mask-buffers
+adds them so its strict load_state_dict accepts the file. Only the Pre-LN block with residual scale 1 is
 nanoGPT's model; other --norm variants are refused.
 
 tapegrad's GELU is the tanh approximation, nanoGPT's nn.GELU() is exact
@@ -273,6 +275,10 @@ def to_nanogpt(args):
 
     sd = OrderedDict(params)
     sd["lm_head.weight"] = sd["transformer.wte.weight"]  # the tied head: one tensor, two names
+    if args.mask_buffers:
+        mask = torch.tril(torch.ones(ctx, ctx)).view(1, 1, ctx, ctx)
+        for layer in range(layers):
+            sd["transformer.h.%d.attn.bias" % layer] = mask
     decay, nodecay = optimizer_order(shapes)
     index = {n: i for i, n in enumerate(decay + nodecay)}
     state = {index[n]: {"step": torch.tensor(float(optim_steps)), "exp_avg": m[n], "exp_avg_sq": v[n]}
@@ -600,6 +606,8 @@ def main():
     a.add_argument("input")
     a.add_argument("output")
     a.add_argument("--dataset", default="tapegrad", help="config['dataset'], where sample.py looks for meta.pkl")
+    a.add_argument("--mask-buffers", action="store_true",
+                   help="add the causal-mask buffers (attn.bias) nanoGPT registers on PyTorch < 2.0")
     b = sub.add_parser("from-nanogpt", help="nanoGPT's ckpt.pt to a train_gpt checkpoint")
     b.add_argument("input")
     b.add_argument("output")
