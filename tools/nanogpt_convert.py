@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Converts train_gpt checkpoints to nanoGPT's ckpt.pt and back.
 
-    tools/nanogpt_convert.py to-nanogpt   CKPT.safetensors OUT/ckpt.pt [--dataset NAME]
+    tools/nanogpt_convert.py to-nanogpt   CKPT.safetensors OUT/ckpt.pt [--dataset NAME] [--mask-buffers]
     tools/nanogpt_convert.py from-nanogpt OUT/ckpt.pt CKPT.safetensors [--meta meta.pkl]
                                           [--set KEY=VALUE ...] [--trust-pickle]
 
@@ -15,8 +15,9 @@ settings, plus 'gelu': 'tanh' and every train_gpt metadata string under
 vocab_size) beside ckpt.pt; nanoGPT's sample.py reads it from
 data/<dataset>/meta.pkl. On PyTorch older than 2.0 nanoGPT also registers
 its causal mask as buffers "transformer.h.<l>.attn.bias"; --mask-buffers
-adds them so its strict load_state_dict accepts the file. Only the Pre-LN block with residual scale 1 is
-nanoGPT's model; other --norm variants are refused.
+adds them so its strict load_state_dict accepts the file. Only the Pre-LN
+block with residual scale 1 is nanoGPT's model; other --norm variants are
+refused.
 
 tapegrad's GELU is the tanh approximation, nanoGPT's nn.GELU() is exact
 (erf): the converted model computes slightly different activations there.
@@ -30,9 +31,9 @@ then the rest) with one step count and no AMSGrad; otherwise, or without
 one, the moments are zero and the step count 0, which is a fresh AdamW.
 What the file needs and nanoGPT does not record is taken, in this order,
 from --set, from config['tapegrad'] (a checkpoint that came from tapegrad
-round-trips exactly), from nanoGPT's config (batch_size, max_iters,
-learning_rate, min_lr, warmup_iters, weight_decay, beta2, grad_clip), and
-otherwise train_gpt's --data defaults; seed defaults to 1337 (nanoGPT's),
+round-trips exactly), from the optimizer's groups (weight_decay, beta2),
+from nanoGPT's config (batch_size, max_iters, learning_rate, min_lr,
+warmup_iters, weight_decay, beta2, grad_clip), and otherwise train_gpt's --data defaults; seed defaults to 1337 (nanoGPT's),
 and the batch sampler's state ('rng') to the one train_gpt starts from with
 that seed. The vocabulary comes from --meta, or meta.pkl beside ckpt.pt, or
 config['tapegrad']; its characters must be single bytes in ascending order,
@@ -45,6 +46,7 @@ safetensors package.
 """
 
 import argparse
+import importlib.util
 import io
 import json
 import math
@@ -56,10 +58,6 @@ import zipfile
 from collections import OrderedDict
 
 FORMAT = "tapegrad-train_gpt-1"
-# Keys of a train_gpt checkpoint's metadata, in the order train_gpt writes them.
-MODEL_KEYS = ["vocab", "ctx", "layers", "heads", "dim", "norm", "residual_scale"]
-RUN_KEYS = ["format", "batch", "steps", "lr", "min_lr", "warmup", "weight_decay", "beta2", "clip", "seed",
-            "bias", "step", "optim_steps", "rng", "task"]
 # Settings --set may give, and their type.
 SETTABLE = {"batch": int, "steps": int, "lr": float, "min_lr": float, "warmup": int, "weight_decay": float,
             "beta2": float, "clip": float, "seed": int}
@@ -617,9 +615,7 @@ def main():
     b.add_argument("--trust-pickle", action="store_true",
                    help="unpickle the checkpoint in full (runs any code in it); only for files you trust")
     args = ap.parse_args()
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("torch") is None:
         print("nanogpt_convert: needs PyTorch (run it with /usr/bin/python3 after apt-get install python3-torch)",
               file=sys.stderr)
         return 2
@@ -630,6 +626,9 @@ def main():
         return 2
     except OSError as e:
         print("nanogpt_convert: %s: %s" % (e.filename or args.output, e.strerror), file=sys.stderr)
+        return 1
+    except RuntimeError as e:  # torch.save's errors
+        print("nanogpt_convert: %s: %s" % (args.output, e), file=sys.stderr)
         return 1
     return 0
 
