@@ -271,6 +271,12 @@ def to_nanogpt(args):
             elif prefix == "" and t.any():
                 raise BadInput("%s: the model has no biases (bias 0) but '%s' is not zero" % (path, name))
 
+    known = {prefix + n for n in all_shapes for prefix in ("", "optim.m.", "optim.v.")}
+    extra = sorted(set(tensors) - known)
+    if extra:
+        raise BadInput("%s: it holds tensors nanoGPT's GPT-2 block does not have (%s): RMSNorm, SwiGLU and "
+                       "RoPE models do not convert" % (path, ", ".join(extra[:3])))
+
     sd = OrderedDict(params)
     sd["lm_head.weight"] = sd["transformer.wte.weight"]  # the tied head: one tensor, two names
     if args.mask_buffers:
