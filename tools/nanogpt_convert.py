@@ -16,8 +16,9 @@ vocab_size) beside ckpt.pt; nanoGPT's sample.py reads it from
 data/<dataset>/meta.pkl. On PyTorch older than 2.0 nanoGPT also registers
 its causal mask as buffers "transformer.h.<l>.attn.bias"; --mask-buffers
 adds them so its strict load_state_dict accepts the file. Only the Pre-LN
-block with residual scale 1 is nanoGPT's model; other --norm variants are
-refused.
+block with residual scale 1, LayerNorm, the GELU MLP and learned positions
+is nanoGPT's model; other variants are refused. The checkpoint's dropout
+becomes model_args['dropout'], and back.
 
 tapegrad's GELU is the tanh approximation, nanoGPT's nn.GELU() is exact
 (erf): the converted model computes slightly different activations there.
@@ -244,6 +245,10 @@ def to_nanogpt(args):
     if meta.get("norm") != "pre":
         raise BadInput("%s: its blocks are %s (--norm %s); only the Pre-LN block (--norm pre) is nanoGPT's model"
                        % (path, meta.get("norm"), meta.get("norm")))
+    for key, gpt2 in (("normtype", "layernorm"), ("mlp", "gelu"), ("pos", "learned")):
+        if meta.get(key, gpt2) != gpt2:
+            raise BadInput("%s: %s is %s; nanoGPT's model has %s only" % (path, key, meta[key], gpt2))
+    dropout = meta_float(meta, "dropout", path) if "dropout" in meta else 0.0
     if meta_float(meta, "residual_scale", path) != 1.0:
         raise BadInput("%s: residual_scale is %s; nanoGPT's residual adds are unscaled (1)"
                        % (path, meta["residual_scale"]))
@@ -293,7 +298,7 @@ def to_nanogpt(args):
         dict(group, weight_decay=settings["weight_decay"], params=list(range(len(decay)))),
         dict(group, weight_decay=0.0, params=list(range(len(decay), len(decay) + len(nodecay))))]}
     model_args = {"n_layer": layers, "n_head": heads, "n_embd": dim, "block_size": ctx, "bias": bias,
-                  "vocab_size": vocab, "dropout": 0.0}
+                  "vocab_size": vocab, "dropout": dropout}
     config = {NANOGPT_NAMES[k]: settings[k] for k in NANOGPT_NAMES}
     config.update(model_args)
     config.update({"lr_decay_iters": settings["steps"], "decay_lr": True, "beta1": 0.9,
@@ -514,8 +519,6 @@ def from_nanogpt(args):
         raise BadInput("%s: model_args lacks or mangles %s" % (path, e))
     if min(layers, heads, dim, ctx, vocab) < 1 or dim % heads:
         raise BadInput("%s: model_args %s are not a model (sizes >= 1, n_head dividing n_embd)" % (path, ma))
-    if float(ma.get("dropout", 0.0)) != 0.0:
-        warn("%s: trained with dropout %s; train_gpt has none" % (path, ma["dropout"]))
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
     if config.get("gelu") != "tanh":
         warn("nanoGPT's GELU is erf, tapegrad's the tanh approximation: the converted model's outputs "
@@ -581,7 +584,17 @@ def from_nanogpt(args):
         raise BadInput("%s: iter_num %r is not a step count" % (path, step))
     moments, optim_steps = (found[0], found[1]) if found else ({}, 0)
     meta = {"vocab": str(vocab), "ctx": str(ctx), "layers": str(layers), "heads": str(heads), "dim": str(dim),
-            "norm": "pre", "residual_scale": "1", "format": FORMAT}
+            "norm": "pre", "residual_scale": "1"}
+    # The LLaMA-style options: absent means GPT-2's, which nanoGPT's model is.
+    for key in ("normtype", "mlp", "pos"):
+        if key in tg:
+            meta[key] = tg[key]
+    dropout = ma.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise BadInput("%s: model_args dropout %r is not in [0, 1)" % (path, dropout))
+    if "dropout" in tg or dropout:
+        meta["dropout"] = tg.get("dropout", fmt_float(dropout))
+    meta["format"] = FORMAT
     for key, kind in SETTABLE.items():
         meta[key] = str(int(settings[key])) if kind is int else fmt_float(settings[key])
     meta.update({"bias": "1" if bias else "0", "step": str(step), "optim_steps": str(optim_steps),
