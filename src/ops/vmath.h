@@ -8,6 +8,9 @@
  *          (truncation below 2e-9), then 2^n placed in the exponent bits.
  *          Relative error within 2e-7 of expf on [-87, 88] (tested); the
  *          input is clamped there, so it never returns inf or a subnormal.
+ *          A NaN passes the clamp's comparisons and comes out NaN; its n is
+ *          replaced by 0 before the conversion to an integer, which for NaN
+ *          would be undefined behaviour.
  * tg_vtanh: (e - 1) / (e + 1) with e = exp(2u) for |u| >= 0.25, and below
  *          that the odd Taylor series to u^9 (error below 1e-9), which avoids
  *          the cancellation of e - 1 near 0. Absolute error within 2e-7. */
@@ -32,6 +35,7 @@ static inline float tg_vexp(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
+    n = n == n ? n : 0.0f;
     uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
