@@ -7,11 +7,23 @@
  * tg_tape; tg_tape_reset() rewinds that arena, so a training loop stops
  * calling malloc after its first step.
  *
- * Errors: an op never aborts. A misuse (wrong shape, bad argument, out of
- * memory) puts the tape in a failed state with a message naming the op and the
- * shapes; every later op on that tape returns NULL at once. Check
- * tg_tape_status() / tg_tape_error() once, after the forward pass or after
- * tg_backward().
+ * Errors, one model for the whole library; nothing aborts on a bad value.
+ * - Ops: a misuse (wrong shape, bad argument, a tensor from another tape or
+ *   from before the tape's last reset, out of memory) puts the tape in a
+ *   failed state with a message naming the op and the values; every later op
+ *   on that tape returns NULL at once. Check tg_tape_status() /
+ *   tg_tape_error() once, after the forward pass or after tg_backward().
+ * - Everything else reports a failure by its return value: a tg_status
+ *   (TG_OK or what went wrong, tg_status_str names it), NULL from a
+ *   constructor, -1 from a count. The message, naming the function and the
+ *   bad value, is then in tg_last_error() (per thread, kept until the
+ *   thread's next failure); functions taking char *err, size_t errlen also
+ *   copy it there.
+ * - A NULL where a pointer is needed is such a failure (TG_ERR_ARG), never a
+ *   dereference. Functions returning nothing do nothing when given NULL;
+ *   queries of a NULL object return 0, "" or NULL as documented.
+ * - Sizes are overflow-checked: a shape or configuration too large to
+ *   address fails with a message, never wraps.
  */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
@@ -37,15 +49,28 @@ typedef enum tg_status {
     TG_ERR_FORMAT,  /* a file is truncated, corrupt or does not match */
 } tg_status;
 
+/* "ok", "shape mismatch", "bad argument", "out of memory", ... */
+const char *tg_status_str(tg_status s);
+/* The message of the calling thread's latest failure outside a tape ("" when
+ * none yet). */
+const char *tg_last_error(void);
+
 typedef struct tg_tensor {
     float *data;
     float *grad;                 /* NULL until a gradient reaches it */
     int ndim;
     int shape[TG_MAX_DIMS];
     size_t size;                 /* number of elements */
-    bool requires_grad;
+    bool requires_grad;          /* false freezes a parameter: backward gives it
+                                    no gradient, the optimizers and clipping
+                                    leave it exactly as it is */
     bool on_heap;                /* a parameter (tg_param_new), not an activation */
     char name[64];
+    /* Identity, set by the library: the tape whose arena holds the tensor
+     * and that tape's generation (bumped by every reset) when it was made;
+     * tape is NULL for a parameter, which belongs to no tape. */
+    const struct tg_tape *tape;
+    uint64_t generation;
 } tg_tensor;
 
 typedef struct tg_tape tg_tape;
@@ -53,20 +78,25 @@ typedef struct tg_tape tg_tape;
 /* ---- tensors and parameters (heap, owned by the caller) ---------------- */
 
 /* A parameter of the given shape: data and grad zeroed, requires_grad set.
- * Returns NULL on a bad shape or when memory runs out. */
+ * Returns NULL on a bad shape (NULL, a dimension < 1, more than 2^40
+ * elements) or when memory runs out. */
 tg_tensor *tg_param_new(int ndim, const int *shape, const char *name);
 void tg_param_free(tg_tensor *p);
+/* Zeroes the gradients of the parameters that require one; frozen ones and
+ * NULL entries are left alone. */
 void tg_zero_grad(tg_tensor *const *params, int n);
 /* "[4,3]" into buf; returns buf. */
 const char *tg_shape_str(const tg_tensor *t, char *buf, size_t len);
+/* Elements of the shape; 0 when it is bad (NULL, ndim outside 1 to
+ * TG_MAX_DIMS, a dimension < 1) or holds more than 2^40 elements. */
 size_t tg_shape_size(int ndim, const int *shape);
-/* Rows when the last dimension is the row length. */
-static inline size_t tg_rows(const tg_tensor *t) { return t->size / (size_t)t->shape[t->ndim - 1]; }
-static inline int tg_cols(const tg_tensor *t) { return t->shape[t->ndim - 1]; }
+/* Rows when the last dimension is the row length (0 for NULL). */
+static inline size_t tg_rows(const tg_tensor *t) { return t ? t->size / (size_t)t->shape[t->ndim - 1] : 0; }
+static inline int tg_cols(const tg_tensor *t) { return t ? t->shape[t->ndim - 1] : 0; }
 
 /* ---- random numbers: a small counter-free generator (xoshiro128+) ------- */
 
-typedef struct tg_rng { uint32_t s[4]; } tg_rng;
+typedef struct tg_rng { uint32_t s[4]; } tg_rng;  /* a NULL one draws 0 */
 void tg_rng_seed(tg_rng *r, uint64_t seed);
 uint32_t tg_rng_u32(tg_rng *r);
 float tg_rng_uniform(tg_rng *r);          /* [0, 1) */
@@ -76,15 +106,18 @@ void tg_fill(tg_tensor *t, float value);
 
 /* ---- the tape ----------------------------------------------------------- */
 
-/* arena_hint: bytes to reserve up front (0 picks a default); the arena grows
- * in chunks during the first step and is reused afterwards. */
+/* arena_hint: bytes to reserve up front (0 picks a default, at most 2^44);
+ * the arena grows in chunks during the first step and is reused afterwards.
+ * Every tensor made on the tape is tied to it: an op given a tensor of
+ * another tape, or one made before the last tg_tape_reset, fails. */
 tg_tape *tg_tape_new(size_t arena_hint);
 void tg_tape_free(tg_tape *t);
-/* Forget every recorded op and rewind the arena; clears a failed status. */
+/* Forget every recorded op and rewind the arena; clears a failed status and
+ * starts a new generation: the tape's tensors so far are dead. */
 void tg_tape_reset(tg_tape *t);
-tg_status tg_tape_status(const tg_tape *t);
+tg_status tg_tape_status(const tg_tape *t);   /* TG_ERR_ARG for NULL */
 const char *tg_tape_error(const tg_tape *t);  /* "" when the tape is fine */
-int tg_tape_length(const tg_tape *t);         /* ops recorded */
+int tg_tape_length(const tg_tape *t);         /* ops recorded; -1 for NULL */
 size_t tg_tape_arena_bytes(const tg_tape *t); /* bytes the arena holds */
 /* Times every forward and backward kernel from now on (off: stops), summed
  * per op across steps; either call clears the sums. */
@@ -532,7 +565,10 @@ tg_status tg_svg_write(FILE *f, const tg_svg_plot *p);
  * with two or more dimensions. NULL on a bad argument or out of memory. */
 typedef struct tg_sgd tg_sgd;
 tg_sgd *tg_sgd_new(tg_tensor *const *params, int n, float momentum, float weight_decay);
-void tg_sgd_step(tg_sgd *o, float lr);
+/* One step over the parameters that require a gradient (frozen ones are not
+ * touched). TG_ERR_ARG, changing nothing, for o NULL or lr negative or not
+ * finite; 0 is allowed (PyTorch's steps at lr 0 still move the momentum). */
+tg_status tg_sgd_step(tg_sgd *o, float lr);
 void tg_sgd_free(tg_sgd *o);
 
 /* AdamW with decoupled weight decay and bias correction (as PyTorch):
@@ -542,7 +578,10 @@ void tg_sgd_free(tg_sgd *o);
 typedef struct tg_adamw tg_adamw;
 tg_adamw *tg_adamw_new(tg_tensor *const *params, int n, float beta1, float beta2, float eps,
                        float weight_decay);
-void tg_adamw_step(tg_adamw *o, float lr);
+/* One step, as tg_sgd_step: frozen parameters and those without a gradient
+ * are not touched (no decay either); TG_ERR_ARG, changing nothing (not even
+ * the step count), for o NULL or lr negative or not finite. */
+tg_status tg_adamw_step(tg_adamw *o, float lr);
 void tg_adamw_free(tg_adamw *o);
 /* State, for checkpoints: steps taken, the parameters it updates (their
  * count, and parameter i), and the moments of parameter i (NULL when i is
@@ -555,10 +594,13 @@ float *tg_adamw_m(const tg_adamw *o, int i);
 float *tg_adamw_v(const tg_adamw *o, int i);
 
 /* Scales all gradients so their global L2 norm is at most max_norm (when
- * max_norm > 0); returns the norm before clipping. */
+ * max_norm > 0); returns the norm before clipping. Frozen parameters count
+ * for nothing and are not scaled. */
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);
 /* Linear warm-up from 0 over warmup steps, then cosine decay from lr to
- * min_lr at step total (nanoGPT's get_lr); min_lr after that. */
+ * min_lr at step total (nanoGPT's get_lr); min_lr after that. Any long is
+ * safe (no overflow); a non-finite lr or min_lr gives a non-finite rate,
+ * which the optimizers' steps reject. */
 float tg_lr_schedule(long step, long warmup, long total, float lr, float min_lr);
 
 /* ---- safetensors files (src/io) --- */
@@ -791,7 +833,8 @@ typedef struct tg_gradcheck_result {
  * restored afterwards. A loss that ends in tg_sum or tg_mean is read in
  * double, which keeps the differences of nearby losses accurate; any other
  * one-element tensor is read as float. Returns TG_OK or the status of a
- * failed tape (its message in res->error). */
+ * failed tape (its message in res->error); TG_ERR_ARG for a NULL fn, wrt,
+ * entry of wrt or res, or an entry of wrt that receives no gradient. */
 tg_status tg_gradcheck(tg_loss_fn fn, void *ctx, tg_tensor *const *wrt, int n_wrt,
                        const tg_gradcheck_opts *opts, tg_gradcheck_result *res);
 

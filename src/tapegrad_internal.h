@@ -4,6 +4,8 @@
 
 #include "tapegrad.h"
 
+#include <stdarg.h>
+
 #define TG_MAX_INPUTS 3
 
 #include "ops/op_list.h"
@@ -42,6 +44,18 @@ extern const tg_op_def tg_op_table[];
 TG_OP_LIST(TG_DECLARE_OP)
 #undef TG_DECLARE_OP
 
+/* ---- errors (src/tensor/error.c) ---- */
+
+/* Formats a message into the calling thread's tg_last_error() and, when err
+ * is not NULL, into err; returns s. Every failure outside a tape goes
+ * through here, so tg_last_error() holds it whatever else the caller asked. */
+tg_status tg_error(char *err, size_t errlen, tg_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+tg_status tg_verror(char *err, size_t errlen, tg_status s, const char *fmt, va_list ap);
+
 /* ---- arena and recording (src/tensor/tape.c) ---- */
 
 /* 64-byte aligned bytes from the tape's arena; NULL (and a failed tape) when
@@ -56,9 +70,16 @@ tg_tensor *tg_tape_emit(tg_tape *t, tg_node *n, int ndim, const int *shape);
 /* Append a node and run its forward kernel. Returns the node's output, or
  * NULL on a failed tape. */
 tg_tensor *tg_tape_record(tg_tape *t, const tg_node *n);
-/* True when the tape already failed or any of the inputs is NULL (which
- * then fails the tape with a message naming op). */
+/* False when the tape is NULL or failed, or when an input is NULL or not
+ * the tape's (which then fails the tape with a message naming op): every op
+ * constructor calls it first. */
 bool tg_tape_check_inputs(tg_tape *t, const char *op, tg_tensor *const *in, int n);
+/* x's identity against t (t not NULL, x not NULL): a parameter, or a tensor
+ * of t's current generation. Otherwise fails t naming op and input index. */
+bool tg_tape_owns(tg_tape *t, const char *op, const tg_tensor *x, int index);
+/* The generation stamped on parameters (whose tape is NULL): a value no
+ * tape reaches, so stale memory read as a tensor hardly passes for one. */
+#define TG_PARAM_GENERATION UINT64_C(0x706172616d657465)
 
 /* op(a) op(b) + bias, bias [N] added to every row (NULL: none); the one
  * node tg_linear records. Its messages name tg_linear when bias is given. */

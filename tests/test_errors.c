@@ -2,7 +2,9 @@
  * and nothing after it runs. */
 #include "test_util.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 static tg_tensor *param2(int r, int c) { return tg_param_new(2, (int[]){r, c}, "p"); }
@@ -168,6 +170,159 @@ static void test_optimizer_args(void **s)
     tg_param_free(a);
 }
 
+static void expect_last_error(const char *message)
+{
+    if (!strstr(tg_last_error(), message))
+        fail_msg("expected \"%s\" in tg_last_error() \"%s\"", message, tg_last_error());
+}
+
+static void test_status_names(void **s)
+{
+    (void)s;
+    assert_string_equal(tg_status_str(TG_OK), "ok");
+    assert_string_equal(tg_status_str(TG_ERR_NOMEM), "out of memory");
+    assert_string_equal(tg_status_str(TG_ERR_FORMAT), "bad file format");
+    assert_string_equal(tg_status_str((tg_status)99), "unknown status");
+}
+
+/* Constructors that fail say why in tg_last_error(). */
+static void test_constructor_messages(void **s)
+{
+    (void)s;
+    assert_null(tg_param_new(2, (int[]){3, 0}, "w"));
+    expect_last_error("tg_param_new(\"w\"): a dimension below 1");
+    assert_null(tg_param_new(2, NULL, "w"));
+    expect_last_error("tg_param_new(\"w\"): needs 1 to 4 dimensions");
+    assert_null(tg_tape_new(SIZE_MAX));
+    expect_last_error("tg_tape_new: arena_hint");
+    tg_tensor *a = param2(2, 2);
+    assert_null(tg_adamw_new(&a, 1, 0.9f, 1.0f, 1e-8f, 0.0f));
+    expect_last_error("tg_adamw_new: beta2 must be in [0, 1)");
+    assert_null(tg_adamw_new(&a, 1, 0.9f, 0.95f, 1e-8f, NAN));
+    expect_last_error("tg_adamw_new: weight_decay");
+    assert_null(tg_sgd_new(&a, 1, 0.9f, INFINITY));
+    expect_last_error("tg_sgd_new:");
+    assert_null(tg_sgd_new((tg_tensor *[]){a, NULL}, 2, 0.9f, 0.0f));
+    expect_last_error("tg_sgd_new:");
+    /* tg_gpt_new without a message buffer still leaves its message. */
+    assert_null(tg_gpt_new(&(tg_gpt_config){0, 8, 1, 1, 8, TG_PRE_LN, 1}, 1, NULL, 0));
+    expect_last_error("tg_gpt_new: vocab must be at least 1");
+    tg_param_free(a);
+}
+
+/* Sizes that would wrap an int or a size_t are refused with a message. */
+static void test_size_overflow(void **s)
+{
+    (void)s;
+    assert_int_equal(tg_shape_size(4, (int[]){INT_MAX, INT_MAX, INT_MAX, INT_MAX}), 0);
+    assert_int_equal(tg_shape_size(2, (int[]){1 << 20, 1 << 20}), (size_t)1 << 40);
+    assert_int_equal(tg_shape_size(2, (int[]){(1 << 20) + 1, 1 << 20}), 0);
+    char err[256] = "";
+    /* 4 * dim or layers * 12 would overflow an int: refused by the bounds;
+     * a model whose every dimension is within them but whose parameters
+     * together pass 2^40 is refused as too large, not out of memory. */
+    const tg_gpt_config big[] = {{8, 8, 1, 1, INT_MAX / 2, TG_PRE_LN, 1}, {8, 8, INT_MAX, 1, 8, TG_PRE_LN, 1},
+                                 {TG_GPT_MAX_VOCAB, 8, TG_GPT_MAX_LAYERS, 1, TG_GPT_MAX_DIM, TG_PRE_LN, 1}};
+    const char *why[] = {"dim must be in", "layers must be in", "too large"};
+    for (int i = 0; i < 3; i++) {
+        assert_null(tg_gpt_new(&big[i], 1, err, sizeof err));
+        if (!strstr(err, why[i]))
+            fail_msg("config %d: \"%s\"", i, err);
+    }
+    /* warmup + 1 and step + 1 at LONG_MAX: a rate in (0, lr], not a wrap. */
+    float lr = tg_lr_schedule(LONG_MAX - 1, LONG_MAX, LONG_MAX, 1e-3f, 1e-4f);
+    assert_true(lr > 0.0f && lr <= 1e-3f);
+    assert_true(tg_lr_schedule(LONG_MAX, LONG_MAX, LONG_MAX, 1e-3f, 1e-4f) == 1e-4f);
+    assert_true(tg_lr_schedule(LONG_MAX, 0, LONG_MAX, 1e-3f, 1e-4f) == 1e-4f);
+}
+
+/* A NaN, infinite or negative learning rate is refused and changes nothing;
+ * 0 is a step that moves no weight. */
+static void test_bad_learning_rate(void **s)
+{
+    (void)s;
+    tg_tensor *a = param2(2, 2);
+    tg_fill(a, 1.0f);
+    for (size_t i = 0; i < a->size; i++)
+        a->grad[i] = 0.5f;
+    tg_adamw *o = tg_adamw_new(&a, 1, 0.9f, 0.95f, 1e-8f, 0.1f);
+    tg_sgd *g = tg_sgd_new(&a, 1, 0.9f, 0.1f);
+    const float bad[] = {NAN, INFINITY, -1e-3f, -INFINITY};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tg_adamw_step(o, bad[i]), TG_ERR_ARG);
+        expect_last_error("tg_adamw_step: learning rate");
+        assert_int_equal(tg_sgd_step(g, bad[i]), TG_ERR_ARG);
+        expect_last_error("tg_sgd_step: learning rate");
+    }
+    assert_int_equal(tg_adamw_steps(o), 0);
+    for (size_t i = 0; i < a->size; i++)
+        assert_true(a->data[i] == 1.0f && tg_adamw_m(o, 0)[i] == 0.0f);
+    assert_int_equal(tg_adamw_step(o, 0.0f), TG_OK);
+    assert_int_equal(tg_adamw_steps(o), 1);
+    assert_true(a->data[0] == 1.0f && tg_adamw_m(o, 0)[0] != 0.0f);
+    assert_int_equal(tg_adamw_step(NULL, 1e-3f), TG_ERR_ARG);
+    assert_int_equal(tg_sgd_step(NULL, 1e-3f), TG_ERR_ARG);
+    tg_adamw_free(o);
+    tg_sgd_free(g);
+    tg_param_free(a);
+}
+
+static tg_tensor *sum_of(tg_tape *t, void *ctx) { return tg_sum(t, ctx); }
+
+/* NULL where an object is expected: a status, a NULL or -1, never a crash. */
+static void test_null_everywhere(void **s)
+{
+    (void)s;
+    tg_tape_reset(NULL);
+    tg_tape_free(NULL);
+    tg_tape_profile(NULL, true);
+    assert_int_equal(tg_tape_length(NULL), -1);
+    assert_int_equal(tg_tape_arena_bytes(NULL), 0);
+    assert_int_equal(tg_tape_status(NULL), TG_ERR_ARG);
+    assert_true(tg_tape_profile_report(NULL, NULL, 100) > 0);
+    assert_null(tg_tape_tensor(NULL, 1, (int[]){3}));
+    assert_null(tg_tape_find(NULL, "x"));
+    assert_int_equal(tg_backward(NULL, NULL), TG_ERR_ARG);
+    assert_int_equal(tg_grad_report(NULL, NULL, 0), -1);
+    tg_grad_report_print(NULL, NULL, 3);
+    tg_zero_grad(NULL, 3);
+    tg_zero_grad((tg_tensor *[]){NULL, NULL}, 2);
+    tg_fill(NULL, 1.0f);
+    tg_fill_normal(NULL, NULL, 0.0f, 1.0f);
+    tg_rng_seed(NULL, 1);
+    assert_int_equal(tg_rng_u32(NULL), 0);
+    assert_true(isfinite(tg_rng_normal(NULL)));
+    assert_null(tg_shape_str(NULL, NULL, 8));
+    assert_int_equal(tg_rows(NULL), 0);
+    assert_int_equal(tg_cols(NULL), 0);
+    assert_null(tg_name(NULL, "x"));
+    tg_param_free(NULL);
+    tg_gpt_free(NULL);
+    assert_null(tg_gpt_param(NULL, "x"));
+    tg_adamw_free(NULL);
+    tg_sgd_free(NULL);
+    assert_null(tg_adamw_m(NULL, 0));
+    tg_adamw_set_steps(NULL, 3);
+    assert_int_equal(tg_safetensors_count(NULL), 0);
+    assert_null(tg_safetensors_at(NULL, 0));
+    assert_null(tg_safetensors_find(NULL, "x"));
+    assert_null(tg_safetensors_meta(NULL, "x"));
+    tg_safetensors_close(NULL);
+    float before = tg_clip_grad_norm(NULL, 4, 1.0f);
+    assert_true(before == 0.0f);
+    /* gradcheck: a NULL result, a NULL entry in wrt, a frozen entry. */
+    tg_tensor *p = param2(2, 2);
+    assert_int_equal(tg_gradcheck(sum_of, p, &p, 1, NULL, NULL), TG_ERR_ARG);
+    expect_last_error("tg_gradcheck: res is NULL");
+    tg_gradcheck_result res;
+    assert_int_equal(tg_gradcheck(sum_of, p, (tg_tensor *[]){NULL}, 1, NULL, &res), TG_ERR_ARG);
+    assert_non_null(strstr(res.error, "every entry of wrt"));
+    p->requires_grad = false;
+    assert_int_equal(tg_gradcheck(sum_of, p, &p, 1, NULL, &res), TG_ERR_ARG);
+    assert_non_null(strstr(res.error, "receives no gradient"));
+    tg_param_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +334,11 @@ int main(void)
         cmocka_unit_test(test_backward_misuse),
         cmocka_unit_test(test_bad_shapes_and_allocation),
         cmocka_unit_test(test_optimizer_args),
+        cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_constructor_messages),
+        cmocka_unit_test(test_size_overflow),
+        cmocka_unit_test(test_bad_learning_rate),
+        cmocka_unit_test(test_null_everywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

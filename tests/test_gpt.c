@@ -514,6 +514,70 @@ static void test_sequence_too_long(void **s)
     tg_gpt_free(m);
 }
 
+/* requires_grad false freezes a parameter through a whole training step:
+ * backward writes nothing into its gradient buffer (here a sentinel that
+ * must survive bit for bit), tg_zero_grad and clipping leave it, and AdamW
+ * with weight decay moves neither it nor its moments, while the others
+ * train. The frozen set mixes matrices (decayed), vectors and the position
+ * embedding; Post-LN puts ln_1 on the residual stream itself. */
+static void test_frozen_params_unchanged(void **s)
+{
+    (void)s;
+    const char *frozen[] = {"transformer.wpe.weight", "transformer.h.0.attn.c_attn.weight",
+                            "transformer.h.1.mlp.c_fc.bias", "transformer.h.1.ln_1.weight",
+                            "transformer.ln_f.bias"};
+    enum { NF = sizeof frozen / sizeof *frozen, B = 2, T = 5 };
+    for (int variant = 0; variant < 2; variant++) {
+        tg_gpt *m = gpt_new_ok(7, T, 2, 2, 8, variant ? TG_POST_LN : TG_PRE_LN, 11);
+        float *saved[NF];
+        tg_tensor *f[NF];
+        for (int i = 0; i < NF; i++) {
+            f[i] = tg_gpt_param(m, frozen[i]);
+            assert_non_null(f[i]);
+            f[i]->requires_grad = false;
+            for (size_t j = 0; j < f[i]->size; j++)
+                f[i]->grad[j] = 7.0f; /* what a kernel's += would change */
+            saved[i] = malloc(f[i]->size * sizeof(float));
+            memcpy(saved[i], f[i]->data, f[i]->size * sizeof(float));
+        }
+        float *emb0 = malloc(m->params[0]->size * sizeof(float));
+        memcpy(emb0, m->params[0]->data, m->params[0]->size * sizeof(float));
+        tg_adamw *o = tg_adamw_new(m->params, m->n_params, 0.9f, 0.95f, 1e-8f, 0.1f);
+        tg_tape *t = tg_tape_new(0);
+        int ids[B * T], targets[B * T];
+        for (int i = 0; i < B * T; i++) {
+            ids[i] = (3 * i + 1) % 7;
+            targets[i] = (5 * i + 2) % 7;
+        }
+        for (int it = 0; it < 4; it++) {
+            tg_tape_reset(t);
+            tg_zero_grad(m->params, m->n_params);
+            tg_tensor *loss = tg_gpt_loss(t, m, ids, targets, B, T);
+            assert_int_equal(tg_backward(t, loss), TG_OK);
+            tg_clip_grad_norm(m->params, m->n_params, 1e-3f); /* small: every step scales */
+            assert_int_equal(tg_adamw_step(o, 1e-2f), TG_OK);
+        }
+        for (int i = 0; i < NF; i++) {
+            int p = 0;
+            while (m->params[p] != f[i])
+                p++;
+            for (size_t j = 0; j < f[i]->size; j++) {
+                if (memcmp(&f[i]->data[j], &saved[i][j], sizeof(float)) || f[i]->grad[j] != 7.0f ||
+                    tg_adamw_m(o, p)[j] != 0.0f || tg_adamw_v(o, p)[j] != 0.0f)
+                    fail_msg("%s[%zu] changed: %g (was %g), grad %g", frozen[i], j, (double)f[i]->data[j],
+                             (double)saved[i][j], (double)f[i]->grad[j]);
+            }
+            free(saved[i]);
+        }
+        /* The rest trained: the token embedding moved. */
+        assert_true(memcmp(emb0, m->params[0]->data, m->params[0]->size * sizeof(float)) != 0);
+        free(emb0);
+        tg_tape_free(t);
+        tg_adamw_free(o);
+        tg_gpt_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_sequence_too_long),
+        cmocka_unit_test(test_frozen_params_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,8 +32,11 @@ static tg_tensor *step(tg_tape *t, model *m, float shift)
     return tg_mean(t, tg_mul(t, z, z));
 }
 
-/* After the first step, the same ops land in the same memory: no growth and
- * identical addresses, which is what "no malloc in the steady state" means. */
+/* After the first step, the same ops land in the same memory: no growth, and
+ * the addresses of two steps before, which is what "no malloc in the steady
+ * state" means. Consecutive steps are one alignment unit apart, so that a
+ * tensor kept across a reset is not mistaken for its successor (see
+ * test_stale_tensor_rejected). */
 static void test_arena_reused_after_first_step(void **s)
 {
     (void)s;
@@ -43,20 +46,22 @@ static void test_arena_reused_after_first_step(void **s)
                tg_param_new(1, (int[]){16}, "b")};
     tg_fill(m.g, 1.0f);
     tg_tape *t = tg_tape_new(4096); /* small, so the first step must grow it */
-    float *first_data = NULL;
+    float *data[5] = {0};
     size_t bytes = 0;
-    for (int it = 0; it < 4; it++) {
+    for (int it = 0; it < 5; it++) {
         tg_tape_reset(t);
         tg_tensor *loss = step(t, &m, (float)it);
         assert_int_equal(tg_backward(t, loss), TG_OK);
+        data[it] = loss->data;
         if (it == 0) {
             bytes = tg_tape_arena_bytes(t);
-            first_data = loss->data;
             assert_true(bytes > 4096);
         } else {
             assert_int_equal(tg_tape_arena_bytes(t), bytes);
-            assert_ptr_equal(loss->data, first_data);
+            assert_ptr_not_equal(data[it], data[it - 1]);
         }
+        if (it >= 2)
+            assert_ptr_equal(data[it], data[it - 2]);
     }
     tg_tape_free(t);
     tg_param_free(m.w);
@@ -133,6 +138,77 @@ static void test_tape_inputs_have_no_grad(void **s)
     tg_tape_free(t);
 }
 
+static void expect_error(tg_tape *t, const char *message)
+{
+    assert_int_equal(tg_tape_status(t), TG_ERR_ARG);
+    if (!strstr(tg_tape_error(t), message))
+        fail_msg("expected \"%s\" in \"%s\"", message, tg_tape_error(t));
+}
+
+/* A tensor of one tape given to an op on another fails that op, naming it;
+ * parameters belong to no tape and go anywhere. */
+static void test_tensor_from_other_tape(void **s)
+{
+    (void)s;
+    tg_tape *t1 = tg_tape_new(0), *t2 = tg_tape_new(0);
+    tg_tensor *w = tg_param_new(2, (int[]){3, 3}, "w");
+    tg_tensor *x = tg_tape_tensor(t1, 2, (int[]){3, 3});
+    assert_null(tg_add(t2, w, x));
+    expect_error(t2, "tg_add: input 1 is not on this tape");
+    tg_tape_reset(t2);
+    tg_tensor *y = tg_mul(t1, x, w); /* on its own tape: fine */
+    assert_non_null(y);
+    assert_null(tg_backward(t2, tg_sum(t2, y)) == TG_OK ? (void *)1 : NULL);
+    expect_error(t2, "tg_sum: input 0 is not on this tape");
+    tg_tape_reset(t2);
+    /* Optional inputs too: a LayerNorm's beta, a Linear's bias. */
+    tg_tensor *g = tg_param_new(1, (int[]){3}, "g"), *b = tg_tape_tensor(t1, 1, (int[]){3});
+    assert_null(tg_layernorm(t2, w, g, b, 1e-5f));
+    expect_error(t2, "tg_layernorm: input 2 is not on this tape");
+    tg_tape_reset(t2);
+    assert_null(tg_linear(t2, w, w, b));
+    expect_error(t2, "tg_linear: input 2 is not on this tape");
+    tg_tape_reset(t2);
+    assert_int_equal(tg_backward(t2, tg_sum(t1, y)), TG_ERR_ARG);
+    expect_error(t2, "tg_backward: input 0 is not on this tape");
+    tg_tape_free(t1);
+    tg_tape_free(t2);
+    tg_param_free(w);
+    tg_param_free(g);
+}
+
+/* A tensor kept across tg_tape_reset is refused by the next op, whether or
+ * not the new step has already made a tensor where it lay. Its gradient
+ * would otherwise be lost without a word. */
+static void test_stale_tensor_rejected(void **s)
+{
+    (void)s;
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *w = tg_param_new(2, (int[]){4, 4}, "w");
+    for (int k = 0; k < 3; k++) { /* both parities of the generation */
+        tg_tensor *x = tg_tape_tensor(t, 2, (int[]){4, 4});
+        tg_tape_reset(t);
+        assert_null(tg_matmul(t, x, w, false, false));
+        expect_error(t, "tg_matmul: input 0 was made before the tape's last tg_tape_reset");
+        tg_tape_reset(t);
+        x = tg_tape_tensor(t, 2, (int[]){4, 4});
+        assert_non_null(tg_matmul(t, x, w, false, false)); /* the current one is fine */
+        assert_int_equal(tg_tape_status(t), TG_OK);
+        tg_tape_reset(t);
+        /* The new step first makes tensors of x's shape, as a loop would. */
+        tg_tensor *fresh = tg_tape_tensor(t, 2, (int[]){4, 4});
+        tg_tensor *fresh2 = tg_tape_tensor(t, 2, (int[]){4, 4});
+        assert_ptr_not_equal(fresh, x);
+        assert_ptr_not_equal(fresh2, x);
+        assert_null(tg_matmul(t, x, w, false, false));
+        assert_int_equal(tg_tape_status(t), TG_ERR_ARG);
+        assert_non_null(strstr(tg_tape_error(t), "tg_matmul: input 0"));
+        tg_tape_reset(t);
+    }
+    tg_tape_free(t);
+    tg_param_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +217,8 @@ int main(void)
         cmocka_unit_test(test_backward_accumulates_and_repeats),
         cmocka_unit_test(test_intermediate_gradient),
         cmocka_unit_test(test_tape_inputs_have_no_grad),
+        cmocka_unit_test(test_tensor_from_other_tape),
+        cmocka_unit_test(test_stale_tensor_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

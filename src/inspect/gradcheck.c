@@ -66,17 +66,32 @@ tg_status tg_gradcheck(tg_loss_fn fn, void *ctx, tg_tensor *const *wrt, int n_wr
     tg_gradcheck_opts o = opts ? *opts : (tg_gradcheck_opts){0};
     double step = o.step > 0 ? o.step : 1e-3;
     double floor = o.abs_floor > 0 ? o.abs_floor : 1e-3;
+    if (!res)
+        return tg_error(NULL, 0, TG_ERR_ARG, "tg_gradcheck: res is NULL");
     memset(res, 0, sizeof *res);
-    if (!fn || !wrt || n_wrt < 1)
+    bool null_wrt = false;
+    for (int i = 0; wrt && i < n_wrt; i++)
+        null_wrt |= !wrt[i];
+    if (!fn || !wrt || n_wrt < 1 || null_wrt) {
+        tg_error(res->error, sizeof res->error, TG_ERR_ARG,
+                 "tg_gradcheck: fn, wrt and every entry of wrt must be non-NULL, n_wrt >= 1 (n_wrt %d)", n_wrt);
         return TG_ERR_ARG;
+    }
     tg_tape *t = tg_tape_new(0);
-    if (!t)
+    if (!t) {
+        snprintf(res->error, sizeof res->error, "%s", tg_last_error());
         return TG_ERR_NOMEM;
+    }
     tg_zero_grad(wrt, n_wrt);
     tg_tensor *loss = fn(t, ctx);
     tg_status s = tg_backward(t, loss);
     for (int ti = 0; ti < n_wrt && s == TG_OK; ti++) {
         tg_tensor *p = wrt[ti];
+        if (!p->grad || !p->requires_grad) {
+            tg_tape_fail(t, TG_ERR_ARG, "tg_gradcheck: wrt[%d] (\"%s\") receives no gradient", ti, p->name);
+            s = TG_ERR_ARG;
+            break;
+        }
         size_t stride = o.max_checks && p->size > o.max_checks ? p->size / o.max_checks : 1;
         float *analytic = malloc(p->size * sizeof(float));
         if (!analytic) {
@@ -92,7 +107,8 @@ tg_status tg_gradcheck(tg_loss_fn fn, void *ctx, tg_tensor *const *wrt, int n_wr
         }
         free(analytic);
     }
-    snprintf(res->error, sizeof res->error, "%s", tg_tape_error(t));
+    if (s != TG_OK)
+        tg_error(res->error, sizeof res->error, s, "%s", tg_tape_error(t));
     tg_tape_free(t);
     return s;
 }

@@ -20,12 +20,10 @@
 
 static tg_status fail(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    tg_verror(err, errlen, TG_ERR_ARG, fmt, ap);
+    va_end(ap);
     return TG_ERR_ARG;
 }
 

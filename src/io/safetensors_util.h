@@ -17,7 +17,7 @@
 #ifndef TG_SAFETENSORS_UTIL_H
 #define TG_SAFETENSORS_UTIL_H
 
-#include "tapegrad.h"
+#include "tapegrad_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,11 +44,9 @@ static const char *const dtype_names[] = {[TG_F32] = "F32", [TG_I32] = "I32"};
 static inline void set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
 static inline void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (!err || !errlen)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    tg_verror(err, errlen, TG_ERR_IO, fmt, ap);
     va_end(ap);
 }
 

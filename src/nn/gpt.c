@@ -86,19 +86,27 @@ int tg_gpt_mlp_hidden(const tg_gpt_config *c)
 float tg_deepnorm_alpha(int layers) { return layers < 1 ? 0.0f : powf(2.0f * (float)layers, 0.25f); }
 float tg_deepnorm_beta(int layers) { return layers < 1 ? 0.0f : powf(8.0f * (float)layers, -0.25f); }
 
+/* Elements of every parameter together (the GELU layout; SwiGLU's is the
+ * same to within rounding), in double: a configuration whose
+ * count passes 2^40 is refused before it could surface as an out-of-memory
+ * (or any int product wrap). */
+static double param_count(const tg_gpt_config *c)
+{
+    double d = c->dim, per_block = 12.0 * d * d + 13.0 * d;
+    return ((double)c->vocab + (double)c->ctx + 2.0) * d + (double)c->layers * per_block;
+}
+
 tg_status tg_gpt_config_check(const tg_gpt_config *c, char *err, size_t errlen)
 {
     const char *bad = NULL;
-    if (!c) {
-        if (err && errlen)
-            snprintf(err, errlen, "tg_gpt_config_check: cfg is NULL");
-        return TG_ERR_ARG;
-    }
+    if (!c)
+        return tg_error(err, errlen, TG_ERR_ARG, "tg_gpt_config_check: cfg is NULL");
     if (c->vocab < 1 || c->vocab > TG_GPT_MAX_VOCAB) bad = "vocab must be in [1, TG_GPT_MAX_VOCAB]";
     else if (c->ctx < 1 || c->ctx > TG_GPT_MAX_CTX) bad = "ctx must be in [1, TG_GPT_MAX_CTX]";
     else if (c->layers < 1 || c->layers > TG_GPT_MAX_LAYERS) bad = "layers must be in [1, TG_GPT_MAX_LAYERS]";
     else if (c->dim < 1 || c->dim > TG_GPT_MAX_DIM) bad = "dim must be in [1, TG_GPT_MAX_DIM]";
     else if (c->heads < 1 || c->dim % c->heads) bad = "heads must divide dim";
+    else if (param_count(c) > 0x1p40) bad = "the model is too large (more than 2^40 parameters)";
     else if ((unsigned)c->norm > (unsigned)TG_REZERO) bad = "norm must be TG_PRE_LN, TG_POST_LN, TG_DEEPNORM or TG_REZERO";
     else if (!isfinite(c->residual_scale) || c->residual_scale < 0) bad = "residual_scale must be finite and >= 0";
     else if (c->norm == TG_REZERO && c->residual_scale != 0 && c->residual_scale != 1)
@@ -108,8 +116,8 @@ tg_status tg_gpt_config_check(const tg_gpt_config *c, char *err, size_t errlen)
     else if ((unsigned)c->pos > (unsigned)TG_POS_ROPE) bad = "pos must be TG_POS_LEARNED or TG_POS_ROPE";
     else if (c->pos == TG_POS_ROPE && (c->dim / c->heads) % 2) bad = "RoPE needs an even head size (dim / heads)";
     else if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) bad = "dropout must be in [0, 1)";
-    if (bad && err && errlen)
-        snprintf(err, errlen, "tg_gpt_new: %s (vocab %d, ctx %d, layers %d, heads %d, dim %d)", bad,
+    if (bad)
+        tg_error(err, errlen, TG_ERR_ARG, "tg_gpt_new: %s (vocab %d, ctx %d, layers %d, heads %d, dim %d)", bad,
                  c->vocab, c->ctx, c->layers, c->heads, c->dim);
     return bad ? TG_ERR_ARG : TG_OK;
 }
@@ -230,8 +238,7 @@ tg_gpt *tg_gpt_new(const tg_gpt_config *cfg, uint64_t seed, char *err, size_t er
     return m;
 oom:
     tg_gpt_free(m);
-    if (err && errlen)
-        snprintf(err, errlen, "tg_gpt_new: out of memory");
+    tg_error(err, errlen, TG_ERR_NOMEM, "tg_gpt_new: out of memory");
     return NULL;
 }
 

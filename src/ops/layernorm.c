@@ -39,6 +39,9 @@ static bool check_affine(tg_tape *t, const tg_tensor *x, tg_tensor *gamma, tg_te
 {
     char sx[48], sp[48];
     tg_tensor *affine[2] = {gamma, beta};
+    for (int i = 0; i < 2; i++)
+        if (affine[i] && !tg_tape_owns(t, "tg_layernorm", affine[i], i + 1))
+            return false;
     for (int i = 0; i < 2; i++) {
         tg_tensor *p = affine[i];
         if (p && (p->ndim != 1 || p->shape[0] != tg_cols(x))) {

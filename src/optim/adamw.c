@@ -4,7 +4,8 @@
  *   w -= (lr / (1-b1^t)) m / (sqrt(v) / sqrt(1-b2^t) + eps)
  * Weight decay skips parameters with fewer than two dimensions, as nanoGPT
  * groups them. Parameters without a gradient are left alone, as PyTorch skips
- * p.grad is None; the step counter is shared and counts every call. */
+ * p.grad is None, and so are frozen ones (requires_grad false); the step
+ * counter is shared and counts every call. */
 #include "tapegrad_internal.h"
 
 #include <math.h>
@@ -34,26 +35,45 @@ typedef struct adamw_coef {
     float decay, b1, c1, b2, c2, step_size, bc2_sqrt, eps;
 } adamw_coef;
 
-static bool adamw_args_ok(tg_tensor *const *params, int n, float beta1, float beta2, float eps,
-                          float weight_decay)
+/* NULL, or the first bad argument's description. */
+static const char *adamw_bad_arg(tg_tensor *const *params, int n, float beta1, float beta2, float eps,
+                                 float weight_decay)
 {
     if (!params || n < 1)
-        return false;
+        return "params must be non-NULL and n >= 1";
     for (int i = 0; i < n; i++)
         if (!params[i])
-            return false;
-    return beta1 >= 0.0f && beta1 < 1.0f && beta2 >= 0.0f && beta2 < 1.0f && eps > 0.0f &&
-           isfinite(eps) && weight_decay >= 0.0f && isfinite(weight_decay);
+            return "a parameter is NULL";
+    if (!(beta1 >= 0.0f && beta1 < 1.0f))
+        return "beta1 must be in [0, 1)";
+    if (!(beta2 >= 0.0f && beta2 < 1.0f))
+        return "beta2 must be in [0, 1)";
+    if (!(eps > 0.0f) || !isfinite(eps))
+        return "eps must be finite and > 0";
+    if (!(weight_decay >= 0.0f) || !isfinite(weight_decay))
+        return "weight_decay must be finite and >= 0";
+    return NULL;
+}
+
+static tg_adamw *adamw_oom(tg_adamw *o)
+{
+    tg_adamw_free(o);
+    tg_error(NULL, 0, TG_ERR_NOMEM, "tg_adamw_new: out of memory for the optimizer state");
+    return NULL;
 }
 
 tg_adamw *tg_adamw_new(tg_tensor *const *params, int n, float beta1, float beta2, float eps,
                        float weight_decay)
 {
-    if (!adamw_args_ok(params, n, beta1, beta2, eps, weight_decay))
+    const char *bad = adamw_bad_arg(params, n, beta1, beta2, eps, weight_decay);
+    if (bad) {
+        tg_error(NULL, 0, TG_ERR_ARG, "tg_adamw_new: %s (n %d, beta1 %g, beta2 %g, eps %g, weight_decay %g)", bad,
+                 n, (double)beta1, (double)beta2, (double)eps, (double)weight_decay);
         return NULL;
+    }
     tg_adamw *o = calloc(1, sizeof *o);
     if (!o)
-        return NULL;
+        return adamw_oom(NULL);
     o->n = n;
     for (int i = 0; i < n; i++)
         o->n_spans += (int)((params[i]->size + SPAN - 1) / SPAN);
@@ -61,10 +81,8 @@ tg_adamw *tg_adamw_new(tg_tensor *const *params, int n, float beta1, float beta2
     o->m = calloc((size_t)n, sizeof *o->m);
     o->v = calloc((size_t)n, sizeof *o->v);
     o->spans = malloc((size_t)o->n_spans * sizeof *o->spans);
-    if (!o->params || !o->m || !o->v || !o->spans) {
-        tg_adamw_free(o);
-        return NULL;
-    }
+    if (!o->params || !o->m || !o->v || !o->spans)
+        return adamw_oom(o);
     o->beta1 = beta1;
     o->beta2 = beta2;
     o->eps = eps;
@@ -73,10 +91,8 @@ tg_adamw *tg_adamw_new(tg_tensor *const *params, int n, float beta1, float beta2
         o->params[i] = params[i];
         o->m[i] = calloc(params[i]->size, sizeof(float));
         o->v[i] = calloc(params[i]->size, sizeof(float));
-        if (!o->m[i] || !o->v[i]) {
-            tg_adamw_free(o);
-            return NULL;
-        }
+        if (!o->m[i] || !o->v[i])
+            return adamw_oom(o);
         for (size_t off = 0; off < params[i]->size; off += SPAN, k++) {
             size_t left = params[i]->size - off;
             o->spans[k] = (adamw_span){i, (long)off, (long)(left < SPAN ? left : SPAN)};
@@ -145,18 +161,21 @@ static void adamw_chunk(void *ctx, long k)
     const adamw_job *j = ctx;
     const adamw_span *s = &j->o->spans[k];
     tg_tensor *p = j->o->params[s->param];
-    if (p->grad)
+    if (p->grad && p->requires_grad)
         adamw_update(p->data + s->off, p->grad + s->off, j->o->m[s->param] + s->off, j->o->v[s->param] + s->off,
                      s->len, p->ndim >= 2 ? j->decayed : j->plain);
 }
 
-void tg_adamw_step(tg_adamw *o, float lr)
+tg_status tg_adamw_step(tg_adamw *o, float lr)
 {
     if (!o)
-        return;
+        return tg_error(NULL, 0, TG_ERR_ARG, "tg_adamw_step: the optimizer is NULL");
+    if (!(lr >= 0.0f) || !isfinite(lr))
+        return tg_error(NULL, 0, TG_ERR_ARG, "tg_adamw_step: learning rate %g is not finite and >= 0", (double)lr);
     o->steps++;
     adamw_job j = {o, adamw_coefs(o, lr, o->weight_decay), adamw_coefs(o, lr, 0.0f)};
     tg_parallel_for(o->n_spans, adamw_chunk, &j);
+    return TG_OK;
 }
 
 long tg_adamw_steps(const tg_adamw *o)

@@ -28,20 +28,20 @@ static double sum_squares(const float *x, size_t n)
 /* norm = sqrt(sum over all gradients of g^2); when max_norm > 0 and
  * norm > max_norm:  g *= max_norm / (norm + 1e-6)  (torch's clip_grad_norm_,
  * which also scales by its clamped coefficient 1 otherwise, a no-op skipped
- * here). Parameters without a gradient are skipped. A non-finite norm leaves
+ * here). Parameters without a gradient, and frozen ones, are skipped. A non-finite norm leaves
  * the gradients alone and is returned, so the caller can skip the step. */
 float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm)
 {
     double ss = 0.0;
     for (int i = 0; params && i < n; i++)
-        if (params[i] && params[i]->grad)
+        if (params[i] && params[i]->grad && params[i]->requires_grad)
             ss += sum_squares(params[i]->grad, params[i]->size);
     double norm = sqrt(ss);
     if (!(max_norm > 0.0f && norm > max_norm && isfinite(norm)))
         return (float)norm;
     float coef = (float)((double)max_norm / (norm + 1e-6));
     for (int i = 0; i < n; i++) {
-        if (!params[i] || !params[i]->grad)
+        if (!params[i] || !params[i]->grad || !params[i]->requires_grad)
             continue;
         float *g = params[i]->grad;
         for (size_t j = 0; j < params[i]->size; j++)
@@ -66,7 +66,7 @@ float tg_lr_schedule(long step, long warmup, long total, float lr, float min_lr)
     step = step < 0 ? 0 : step;
     warmup = warmup < 0 ? 0 : warmup;
     if (step < warmup)
-        return (float)((double)lr * (double)(step + 1) / (double)(warmup + 1));
+        return (float)((double)lr * ((double)step + 1.0) / ((double)warmup + 1.0)); /* no long overflow */
     if (step > total || total <= warmup)
         return min_lr;
     double ratio = (double)(step - warmup) / (double)(total - warmup);

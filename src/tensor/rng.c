@@ -14,6 +14,8 @@ static uint64_t splitmix64(uint64_t *x)
 
 void tg_rng_seed(tg_rng *r, uint64_t seed)
 {
+    if (!r)
+        return;
     for (int i = 0; i < 4; i += 2) {
         uint64_t v = splitmix64(&seed);
         r->s[i] = (uint32_t)v;
@@ -23,8 +25,11 @@ void tg_rng_seed(tg_rng *r, uint64_t seed)
 
 static uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
+/* 0 for a NULL generator: no state to advance. */
 uint32_t tg_rng_u32(tg_rng *r)
 {
+    if (!r)
+        return 0;
     uint32_t *s = r->s;
     uint32_t result = s[0] + s[3];
     uint32_t t = s[1] << 9;
@@ -49,6 +54,6 @@ float tg_rng_normal(tg_rng *r)
 
 void tg_fill_normal(tg_tensor *t, tg_rng *r, float mean, float std)
 {
-    for (size_t i = 0; i < t->size; i++)
+    for (size_t i = 0; t && r && i < t->size; i++)
         t->data[i] = mean + std * tg_rng_normal(r);
 }

@@ -11,12 +11,17 @@
 
 #define TG_ALIGN 64
 #define TG_DEFAULT_CHUNK ((size_t)1 << 20)
+/* Far beyond any machine's memory, and far from SIZE_MAX: sizes below it can
+ * be rounded up and doubled without wrapping. */
+#define TG_MAX_ARENA ((size_t)1 << 44)
 
 /* Chunks are kept across resets: after the first step every allocation of a
- * step that repeats the same ops lands in memory the arena already holds. */
+ * step that repeats the same ops lands in memory the arena already holds.
+ * A chunk's cap bytes start at base, 0 or TG_ALIGN by the generation's
+ * parity (see tg_tape_reset); mem holds cap + TG_ALIGN bytes. */
 typedef struct tg_chunk {
     struct tg_chunk *next;
-    size_t cap, used;
+    size_t cap, base, used;
     unsigned char *mem;
 } tg_chunk;
 
@@ -27,6 +32,7 @@ struct tg_tape {
     int n_nodes, cap_nodes;
     tg_status status;
     char msg[512];
+    uint64_t generation; /* bumped by every reset; stamped on its tensors */
     /* tg_tape_profile: kernel seconds and calls per op, [op][0 fwd, 1 bwd]. */
     bool profile;
     double seconds[TG_OP_COUNT][2];
@@ -66,6 +72,7 @@ void tg_tape_profile(tg_tape *t, bool on)
 size_t tg_tape_profile_report(const tg_tape *t, char *buf, size_t len)
 {
     size_t k = 0;
+    len = buf ? len : 0;
     double total = 0.0;
 #define PUT(...) (k += (size_t)snprintf(buf + (k < len ? k : len), k < len ? len - k : 0, __VA_ARGS__))
     for (int op = 0; t && op < TG_OP_COUNT; op++)
@@ -82,31 +89,41 @@ size_t tg_tape_profile_report(const tg_tape *t, char *buf, size_t len)
     return k;
 }
 
-static tg_chunk *chunk_new(size_t cap)
+static tg_chunk *chunk_new(size_t cap, size_t base)
 {
+    if (cap > TG_MAX_ARENA)
+        return NULL;
     tg_chunk *c = malloc(sizeof *c);
     if (!c)
         return NULL;
-    c->mem = aligned_alloc(TG_ALIGN, (cap + TG_ALIGN - 1) / TG_ALIGN * TG_ALIGN);
+    c->mem = aligned_alloc(TG_ALIGN, (cap + TG_ALIGN - 1) / TG_ALIGN * TG_ALIGN + TG_ALIGN);
     if (!c->mem) {
         free(c);
         return NULL;
     }
     c->next = NULL;
     c->cap = cap;
-    c->used = 0;
+    c->base = c->used = base;
     return c;
 }
 
 tg_tape *tg_tape_new(size_t arena_hint)
 {
-    tg_tape *t = calloc(1, sizeof *t);
-    if (!t)
+    if (arena_hint > TG_MAX_ARENA) {
+        tg_error(NULL, 0, TG_ERR_ARG, "tg_tape_new: arena_hint %zu is above the maximum %zu", arena_hint,
+                 TG_MAX_ARENA);
         return NULL;
-    t->next_chunk = arena_hint ? arena_hint : TG_DEFAULT_CHUNK;
-    t->first = t->cur = chunk_new(t->next_chunk);
-    if (!t->first) {
+    }
+    tg_tape *t = calloc(1, sizeof *t);
+    if (t) {
+        t->generation = 2; /* even: chunks start at base 0 */
+        t->next_chunk = arena_hint ? arena_hint : TG_DEFAULT_CHUNK;
+        t->first = t->cur = chunk_new(t->next_chunk, 0);
+    }
+    if (!t || !t->first) {
         free(t);
+        tg_error(NULL, 0, TG_ERR_NOMEM, "tg_tape_new: out of memory reserving %zu bytes",
+                 arena_hint ? arena_hint : TG_DEFAULT_CHUNK);
         return NULL;
     }
     return t;
@@ -125,10 +142,21 @@ void tg_tape_free(tg_tape *t)
     free(t);
 }
 
+/* Odd generations start their chunks one alignment unit in (each chunk has
+ * the unit to spare, so both parities fit the same allocations). A step that
+ * repeats the last one's allocations then puts no tensor where the last
+ * step's tensor of the same place was, so a tensor kept across a reset still
+ * shows its old generation (or bytes that match no tape) to the op it is
+ * passed to, instead of passing for the new tensor that took its place. */
+static size_t generation_base(uint64_t generation) { return (generation & 1) ? TG_ALIGN : 0; }
+
 void tg_tape_reset(tg_tape *t)
 {
+    if (!t)
+        return;
+    t->generation++;
     for (tg_chunk *c = t->first; c; c = c->next)
-        c->used = 0;
+        c->base = c->used = generation_base(t->generation);
     t->cur = t->first;
     t->n_nodes = 0;
     t->status = TG_OK;
@@ -137,12 +165,12 @@ void tg_tape_reset(tg_tape *t)
 
 tg_status tg_tape_status(const tg_tape *t) { return t ? t->status : TG_ERR_ARG; }
 const char *tg_tape_error(const tg_tape *t) { return t ? t->msg : "tape is NULL"; }
-int tg_tape_length(const tg_tape *t) { return t->n_nodes; }
+int tg_tape_length(const tg_tape *t) { return t ? t->n_nodes : -1; }
 
 size_t tg_tape_arena_bytes(const tg_tape *t)
 {
     size_t total = 0;
-    for (const tg_chunk *c = t->first; c; c = c->next)
+    for (const tg_chunk *c = t ? t->first : NULL; c; c = c->next)
         total += c->cap;
     return total;
 }
@@ -162,10 +190,15 @@ void *tg_arena_alloc(tg_tape *t, size_t bytes)
 {
     if (t->status != TG_OK)
         return NULL;
+    if (bytes > TG_MAX_ARENA) {
+        tg_tape_fail(t, TG_ERR_NOMEM, "tg_tape: %zu bytes asked of the arena, above its maximum %zu", bytes,
+                     TG_MAX_ARENA);
+        return NULL;
+    }
     bytes = (bytes + TG_ALIGN - 1) / TG_ALIGN * TG_ALIGN;
     /* Try the current chunk, then chunks kept from earlier steps. */
     for (tg_chunk *c = t->cur; c; c = c->next) {
-        if (c->cap - c->used >= bytes) {
+        if (c->base + c->cap - c->used >= bytes) {
             void *p = c->mem + c->used;
             c->used += bytes;
             t->cur = c;
@@ -173,7 +206,7 @@ void *tg_arena_alloc(tg_tape *t, size_t bytes)
         }
     }
     size_t cap = t->next_chunk > bytes ? t->next_chunk : bytes;
-    tg_chunk *c = chunk_new(cap);
+    tg_chunk *c = chunk_new(cap, generation_base(t->generation));
     if (!c) {
         tg_tape_fail(t, TG_ERR_NOMEM, "tg_tape: out of memory allocating %zu bytes", bytes);
         return NULL;
@@ -183,9 +216,9 @@ void *tg_arena_alloc(tg_tape *t, size_t bytes)
         last = last->next;
     last->next = c;
     t->next_chunk = cap * 2;
-    c->used = bytes;
+    c->used += bytes;
     t->cur = c;
-    return c->mem;
+    return c->mem + c->base;
 }
 
 static tg_tensor *arena_tensor(tg_tape *t, int ndim, const int *shape, const char *who)
@@ -204,6 +237,8 @@ static tg_tensor *arena_tensor(tg_tape *t, int ndim, const int *shape, const cha
     if (!x || !data)
         return NULL;
     memset(x, 0, sizeof *x);
+    x->tape = t;
+    x->generation = t->generation;
     x->data = data;
     x->ndim = ndim;
     memcpy(x->shape, shape, (size_t)ndim * sizeof(int));
@@ -223,6 +258,11 @@ tg_tensor *tg_tape_tensor(tg_tape *t, int ndim, const int *shape)
 
 tg_tensor *tg_node_output(tg_tape *t, tg_node *n, int ndim, const int *shape)
 {
+    /* Optional inputs (a LayerNorm's gamma, a Linear's bias) are checked
+     * here, where every constructor passes. */
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] && !tg_tape_owns(t, tg_op_table[n->op].name, n->in[i], i))
+            return n->out = NULL;
     if (t->status != TG_OK)
         return n->out = NULL;
     tg_tensor *x = arena_tensor(t, ndim, shape, tg_op_table[n->op].name);
@@ -236,17 +276,37 @@ tg_tensor *tg_tape_emit(tg_tape *t, tg_node *n, int ndim, const int *shape)
     return tg_node_output(t, n, ndim, shape) ? tg_tape_record(t, n) : NULL;
 }
 
-bool tg_tape_check_inputs(tg_tape *t, const char *op, tg_tensor *const *in, int n)
+bool tg_tape_owns(tg_tape *t, const char *op, const tg_tensor *x, int index)
 {
-    if (!t)
-        return false;
     if (t->status != TG_OK)
         return false;
+    if (x->tape == NULL ? x->generation == TG_PARAM_GENERATION && x->on_heap
+                        : x->tape == t && x->generation == t->generation)
+        return true;
+    if (x->tape == t)
+        tg_tape_fail(t, TG_ERR_ARG, "%s: input %d was made before the tape's last tg_tape_reset", op, index);
+    else
+        tg_tape_fail(t, TG_ERR_ARG,
+                     "%s: input %d is not on this tape: it belongs to another tape, or is a tensor kept "
+                     "across tg_tape_reset whose memory was reused", op, index);
+    return false;
+}
+
+bool tg_tape_check_inputs(tg_tape *t, const char *op, tg_tensor *const *in, int n)
+{
+    if (!t || t->status != TG_OK)
+        return false;
+    if (!in && n > 0) {
+        tg_tape_fail(t, TG_ERR_ARG, "%s: the inputs are NULL", op);
+        return false;
+    }
     for (int i = 0; i < n; i++) {
         if (!in[i]) {
             tg_tape_fail(t, TG_ERR_ARG, "%s: input %d is NULL", op, i);
             return false;
         }
+        if (!tg_tape_owns(t, op, in[i], i))
+            return false;
     }
     return true;
 }
@@ -301,6 +361,34 @@ const tg_node *tg_tape_nodes(const tg_tape *t, int *count)
     return t->nodes;
 }
 
+/* A frozen parameter keeps the gradient buffer tg_param_new gave it, and a
+ * kernel accumulates into any input that has one. So for the walk the
+ * buffers of inputs that need no gradient are hidden (set to NULL) and given
+ * back afterwards: no kernel, present or future, can write into them. The
+ * list ends with a NULL entry; NULL when the arena has no room. */
+typedef struct hidden_grad {
+    tg_tensor *x;
+    float *grad;
+} hidden_grad;
+
+static hidden_grad *hide_frozen_grads(tg_tape *t, int last)
+{
+    hidden_grad *list = tg_arena_alloc(t, ((size_t)(last + 1) * TG_MAX_INPUTS + 1) * sizeof *list);
+    if (!list)
+        return NULL;
+    int k = 0;
+    for (int i = 0; i <= last; i++)
+        for (int j = 0; j < t->nodes[i].n_in; j++) {
+            tg_tensor *x = t->nodes[i].in[j];
+            if (x && !x->requires_grad && x->grad) {
+                list[k++] = (hidden_grad){x, x->grad};
+                x->grad = NULL;
+            }
+        }
+    list[k].x = NULL;
+    return list;
+}
+
 tg_status tg_backward(tg_tape *t, tg_tensor *loss)
 {
     if (!t)
@@ -314,6 +402,8 @@ tg_status tg_backward(tg_tape *t, tg_tensor *loss)
         tg_tape_fail(t, TG_ERR_SHAPE, "tg_backward: loss must have one element, got %s", s);
         return t->status;
     }
+    if (!tg_tape_owns(t, "tg_backward", loss, 0))
+        return t->status;
     int last = t->n_nodes - 1;
     while (last >= 0 && t->nodes[last].out != loss)
         last--;
@@ -336,12 +426,17 @@ tg_status tg_backward(tg_tape *t, tg_tensor *loss)
     }
     if (!loss->requires_grad)
         return TG_OK;
+    hidden_grad *hidden = hide_frozen_grads(t, last);
+    if (!hidden)
+        return t->status;
     loss->grad[0] = 1.0f;
     for (int i = last; i >= 0; i--) {
         tg_node *n = &t->nodes[i];
         if (n->out->requires_grad)
             run_kernel(t, n, 1);
     }
+    for (hidden_grad *h = hidden; h->x; h++)
+        h->x->grad = h->grad;
     return TG_OK;
 }
 

@@ -21,7 +21,7 @@ size_t tg_shape_size(int ndim, const int *shape)
 const char *tg_shape_str(const tg_tensor *t, char *buf, size_t len)
 {
     size_t used = 0;
-    if (!len)
+    if (!buf || !len)
         return buf;
     used += (size_t)snprintf(buf, len, "[");
     for (int i = 0; t && i < t->ndim && used < len; i++)
@@ -34,15 +34,21 @@ const char *tg_shape_str(const tg_tensor *t, char *buf, size_t len)
 tg_tensor *tg_param_new(int ndim, const int *shape, const char *name)
 {
     size_t size = tg_shape_size(ndim, shape);
-    if (!size)
+    if (!size) {
+        tg_error(NULL, 0, TG_ERR_SHAPE, "tg_param_new(\"%s\"): %s", name ? name : "",
+                 !shape || ndim < 1 || ndim > TG_MAX_DIMS ? "needs 1 to 4 dimensions and a shape"
+                                                          : "a dimension below 1, or more than 2^40 elements");
         return NULL;
+    }
     tg_tensor *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    p->data = calloc(size, sizeof(float));
-    p->grad = calloc(size, sizeof(float));
-    if (!p->data || !p->grad) {
+    if (p) {
+        p->data = calloc(size, sizeof(float));
+        p->grad = calloc(size, sizeof(float));
+    }
+    if (!p || !p->data || !p->grad) {
         tg_param_free(p);
+        tg_error(NULL, 0, TG_ERR_NOMEM, "tg_param_new(\"%s\"): out of memory for %zu floats", name ? name : "",
+                 size);
         return NULL;
     }
     p->ndim = ndim;
@@ -50,6 +56,7 @@ tg_tensor *tg_param_new(int ndim, const int *shape, const char *name)
     p->size = size;
     p->requires_grad = true;
     p->on_heap = true;
+    p->generation = TG_PARAM_GENERATION;
     tg_name(p, name);
     return p;
 }
@@ -65,13 +72,13 @@ void tg_param_free(tg_tensor *p)
 
 void tg_zero_grad(tg_tensor *const *params, int n)
 {
-    for (int i = 0; i < n; i++)
-        if (params[i] && params[i]->grad)
+    for (int i = 0; params && i < n; i++)
+        if (params[i] && params[i]->requires_grad && params[i]->grad)
             memset(params[i]->grad, 0, params[i]->size * sizeof(float));
 }
 
 void tg_fill(tg_tensor *t, float value)
 {
-    for (size_t i = 0; i < t->size; i++)
+    for (size_t i = 0; t && i < t->size; i++)
         t->data[i] = value;
 }
