@@ -108,7 +108,8 @@ static inline long tg_chunks(long total, long grain)
 
 /* ---- kernels the generator (src/nn/generate.c) shares with the ops, so
  * that its logits are the tape's to the bit where the order of sums agrees ---- */
-/* One LayerNorm row of length c into y; stats (may be NULL) gets mean, rstd. */
+/* One LayerNorm row of length c into y; stats (may be NULL) gets mean, rstd.
+ * A row holding a value beyond 2^125 (or inf) comes out NaN with rstd 0. */
 void tg_layernorm_row(const float *x, int c, const float *gamma, const float *beta, float eps, float *y,
                       float *stats);
 /* y = GELU(x) (tanh form) for n elements. */

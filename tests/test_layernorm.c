@@ -741,6 +741,85 @@ static void test_layernorm_shape_errors(void **s)
     tg_param_free(b6);
 }
 
+/* LayerNorm of one row in double, forward and the closed-form backward for
+ * upstream dy: y, dx, and this row's dgamma and dbeta terms added into dg, db. */
+static void ref_row(const float *x, const float *gamma, const float *beta, const float *dy, int c, double eps,
+                    double *y, double *dx, double *dg, double *db)
+{
+    double mean = 0, var = 0, mg = 0, mgx = 0;
+    for (int j = 0; j < c; j++)
+        mean += x[j];
+    mean /= c;
+    for (int j = 0; j < c; j++)
+        var += ((double)x[j] - mean) * ((double)x[j] - mean);
+    double rstd = 1.0 / sqrt(var / c + eps);
+    for (int j = 0; j < c; j++) {
+        double xhat = ((double)x[j] - mean) * rstd, g = (double)dy[j] * gamma[j];
+        y[j] = gamma[j] * xhat + beta[j];
+        mg += g / c;
+        mgx += g * xhat / c;
+        dg[j] += dy[j] * xhat;
+        db[j] += dy[j];
+    }
+    for (int j = 0; j < c; j++)
+        dx[j] = rstd * ((double)dy[j] * gamma[j] - mg - ((double)x[j] - mean) * rstd * mgx);
+}
+
+/* Rows whose values sit near the top of the float range (1e30 with a mean of
+ * 3e30, up to 3e37) overflow the sum of squared deviations; the op must
+ * still give finite outputs and gradients matching double, and fail the tape
+ * with a message, never return inf, for rows it cannot normalise. */
+static void test_rows_near_float_range(void **s)
+{
+    (void)s;
+    enum { R = 4, C = 37 };
+    const float scale[R] = {1e30f, 1e30f, 3e35f, 4e36f}, offset[R] = {3e30f, -1e29f, 0.0f, -1e37f};
+    tg_rng r;
+    tg_rng_seed(&r, 7);
+    tg_tensor *x = tg_param_new(2, (int[]){R, C}, "x"), *w = tu_param(&r, TU_SHAPE(R, C), 1.0f);
+    tg_tensor *gamma = tu_param(&r, TU_SHAPE(C), 0.3f), *beta = tu_param(&r, TU_SHAPE(C), 0.3f);
+    for (int j = 0; j < C; j++)
+        gamma->data[j] += 1.0f;
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++)
+            x->data[i * C + j] = offset[i] + scale[i] * tg_rng_normal(&r);
+    tg_tape *t = tg_tape_new(0);
+    tg_tensor *y = tg_layernorm(t, x, gamma, beta, 1e-5f);
+    assert_int_equal(tg_backward(t, tg_sum(t, tg_mul(t, y, w))), TG_OK);
+    double ry[C], rdx[C], rdg[C] = {0}, rdb[C] = {0}, worst_y = 0, worst_dx = 0;
+    for (int i = 0; i < R; i++) {
+        ref_row(x->data + i * C, gamma->data, beta->data, w->data + i * C, C, 1e-5, ry, rdx, rdg, rdb);
+        double dx_scale = 0;
+        for (int j = 0; j < C; j++)
+            dx_scale = fmax(dx_scale, fabs(rdx[j]));
+        for (int j = 0; j < C; j++) {
+            assert_true(isfinite(y->data[i * C + j]) && isfinite(x->grad[i * C + j]));
+            worst_y = fmax(worst_y, fabs(y->data[i * C + j] - ry[j]));
+            worst_dx = fmax(worst_dx, fabs(x->grad[i * C + j] - rdx[j]) / dx_scale);
+        }
+    }
+    double worst_p = 0;
+    for (int j = 0; j < C; j++)
+        worst_p = fmax(worst_p, fmax(fabs(gamma->grad[j] - rdg[j]), fabs(beta->grad[j] - rdb[j])));
+    print_message("rows at 1e30..3e37: max |y - ref| %.3g, dx %.3g of max|dx|, dgamma/dbeta %.3g\n", worst_y,
+                  worst_dx, worst_p);
+    assert_true(worst_y < 1e-5 && worst_dx < 1e-5 && worst_p < 1e-4);
+    /* Beyond what it can normalise (a value of 1e38, or inf): a message. */
+    const float beyond[2] = {1e38f, INFINITY};
+    for (int k = 0; k < 2; k++) {
+        tg_tape_reset(t);
+        x->data[5] = beyond[k];
+        assert_null(tg_layernorm(t, x, gamma, beta, 1e-5f));
+        assert_int_equal(tg_tape_status(t), TG_ERR_ARG);
+        assert_non_null(strstr(tg_tape_error(t), "tg_layernorm: row 0 of x holds"));
+    }
+    tg_tape_free(t);
+    tg_param_free(x);
+    tg_param_free(w);
+    tg_param_free(gamma);
+    tg_param_free(beta);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -752,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_ln_1000_known_values),
         cmocka_unit_test(test_gradcheck_layernorm),
         cmocka_unit_test(test_layernorm_shape_errors),
+        cmocka_unit_test(test_rows_near_float_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,11 @@
  * mean; the float mean is corrected by the sum of the deviations from it, see
  * row_moments),
  * rstd = 1/sqrt(var + eps),  xhat = (x - mean) * rstd,  y = gamma*xhat + beta.
- * mean and rstd are cached per row for the backward.
+ * mean and rstd are cached per row for the backward. A row whose squared
+ * deviations could overflow a float sum (values beyond about 1e16) is
+ * normalised scaled by a power of two near 1/max|x| (exact), its moments
+ * scaled back; beyond 2^125 (4e37), where x - mean itself could overflow,
+ * the op fails the tape instead of returning inf.
  *
  * Backward, the closed-form LayerNorm backward, with g = dy * gamma:
  *   dx     = rstd * (g - mean(g) - xhat * mean(g * xhat))
@@ -21,7 +25,8 @@
  * per-chunk dgamma/dbeta sums, added up in chunk order, so the result is the
  * same for any thread count. */
 typedef struct ln_aux {
-    float *stats; /* mean, rstd per row */
+    tg_tape *tape; /* failed by the forward for a row beyond LN_MAX_ABS */
+    float *stats;  /* mean, rstd per row */
     const float *gamma, *beta;
     float *partial;
     int chunks;
@@ -85,13 +90,15 @@ tg_tensor *tg_layernorm(tg_tape *t, tg_tensor *x, tg_tensor *gamma, tg_tensor *b
     ln_aux *aux = tg_arena_alloc(t, sizeof *aux);
     if (!aux)
         return NULL;
+    aux->tape = t;
     aux->chunks = chunk_count(tg_rows(x), c);
     aux->stats = tg_arena_alloc(t, 2 * tg_rows(x) * sizeof(float));
     aux->partial = tg_arena_alloc(t, 2 * (size_t)aux->chunks * c * sizeof(float));
     aux->gamma = gamma ? gamma->data : filled(t, c, 1.0f);
     aux->beta = beta ? beta->data : filled(t, c, 0.0f);
     n.aux = aux;
-    return tg_tape_record(t, &n);
+    tg_tensor *y = tg_tape_record(t, &n);
+    return tg_tape_status(t) == TG_OK ? y : NULL; /* the forward fails rows beyond LN_MAX_ABS */
 }
 
 /* sum((x - m)^power) for power 1 or 2, in independent lanes. row_moments
@@ -136,14 +143,70 @@ static void row_moments(const float *x, int c, float *mean, float *var)
     *var = fmaxf(row_dev_sum(x, m0, c, 2) / (float)c - dm * dm, 0.0f);
 }
 
+/* 2^125: x - mean stays below FLT_MAX, and rstd (about 1/max|x| or more)
+ * stays a normal float. */
+#define LN_MAX_ABS 0x1p125f
+
+static float row_max_abs(const float *x, int c)
+{
+    float acc[TG_LANES] = {0}, m = 0.0f;
+    int j = 0;
+    for (; j + TG_LANES <= c; j += TG_LANES)
+        for (int l = 0; l < TG_LANES; l++)
+            acc[l] = fabsf(x[j + l]) > acc[l] ? fabsf(x[j + l]) : acc[l];
+    for (; j < c; j++)
+        m = fabsf(x[j]) > m ? fabsf(x[j]) : m;
+    for (int l = 0; l < TG_LANES; l++)
+        m = acc[l] > m ? acc[l] : m;
+    return m;
+}
+
+/* A row too large for row_moments as it is: y takes x * 2^-e, exactly (up
+ * to values below 2^-149 of that, which vanish), with 2^e > max|x|; the
+ * moments of the scaled row give mean = mean_s 2^e and rstd = 2^-e /
+ * sqrt(var_s + eps 2^-2e), the latter in double where 2^-2e would underflow
+ * a float. */
+static void scaled_row(const float *x, float *y, int c, float max_abs, float eps, float *mean, float *rstd)
+{
+    int e;
+    frexpf(max_abs, &e);
+    for (int j = 0; j < c; j++)
+        y[j] = ldexpf(x[j], -e);
+    float mean_s, var_s;
+    row_moments(y, c, &mean_s, &var_s);
+    double s = ldexp(1.0, -e);
+    *mean = ldexpf(mean_s, e);
+    *rstd = (float)(s / sqrt((double)var_s + (double)eps * s * s));
+}
+
+/* mean and rstd of a row. c (2 max|x|)^2 bounds the sum of squared
+ * deviations: below 2^120 the plain moments cannot overflow, and ordinary
+ * rows stay bit for bit what they were. A row that cannot be normalised
+ * gets rstd 0, which no other row has, and its max|x| as mean, for the
+ * message. */
+static void row_stats(const float *x, float *y, int c, float eps, float *mean, float *rstd)
+{
+    float var, max_abs = row_max_abs(x, c);
+    if (4.0 * c * (double)max_abs * (double)max_abs < 0x1p120) {
+        row_moments(x, c, mean, &var);
+        *rstd = 1.0f / sqrtf(var + eps);
+    } else if (max_abs <= LN_MAX_ABS) {
+        scaled_row(x, y, c, max_abs, eps, mean, rstd);
+    } else {
+        *mean = max_abs;
+        *rstd = 0.0f;
+    }
+}
+
+/* A row that cannot be normalised comes out NaN, never a plausible value;
+ * its stats (max|x|, 0) let the op name it. */
 void tg_layernorm_row(const float *x, int c, const float *gamma, const float *beta, float eps, float *y,
                       float *stats)
 {
-    float mean, var;
-    row_moments(x, c, &mean, &var);
-    float rstd = 1.0f / sqrtf(var + eps);
+    float mean, rstd;
+    row_stats(x, y, c, eps, &mean, &rstd);
     for (int j = 0; j < c; j++)
-        y[j] = gamma[j] * ((x[j] - mean) * rstd) + beta[j];
+        y[j] = rstd == 0.0f ? NAN : gamma[j] * ((x[j] - mean) * rstd) + beta[j];
     if (stats) {
         stats[0] = mean;
         stats[1] = rstd;
@@ -166,7 +229,14 @@ static void forward_chunk(void *ctx, long ch)
 
 void tg_layernorm_forward(tg_node *n)
 {
-    tg_parallel_for(((const ln_aux *)n->aux)->chunks, forward_chunk, n);
+    const ln_aux *aux = n->aux;
+    tg_parallel_for(aux->chunks, forward_chunk, n);
+    for (size_t r = 0; r < tg_rows(n->in[0]); r++)
+        if (aux->stats[2 * r + 1] == 0.0f) {
+            tg_tape_fail(aux->tape, TG_ERR_ARG, "tg_layernorm: row %zu of x holds %g, beyond the %g it can normalise",
+                         r, (double)aux->stats[2 * r], (double)LN_MAX_ABS);
+            return;
+        }
 }
 
 /* sum(g) and sum(g * xhat) for one row, g = dy * gamma, in independent lanes. */
