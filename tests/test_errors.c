@@ -206,7 +206,7 @@ static void test_constructor_messages(void **s)
     expect_last_error("tg_sgd_new:");
     /* tg_gpt_new without a message buffer still leaves its message. */
     assert_null(tg_gpt_new(&(tg_gpt_config){0, 8, 1, 1, 8, TG_PRE_LN, 1}, 1, NULL, 0));
-    expect_last_error("tg_gpt_new: vocab must be at least 1");
+    expect_last_error("tg_gpt_new: vocab must be in [1, TG_GPT_MAX_VOCAB]");
     tg_param_free(a);
 }
 

@@ -1,7 +1,7 @@
 /* The SVG plot writer. Ticks fall on 1, 2, 5 x 10^k on linear axes and on
  * decades (with 2 and 5 between when the range is short) on log axes; the
  * legend sits right of the plot so it never covers a line. */
-#include "tapegrad.h"
+#include "tapegrad_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -188,10 +188,10 @@ static void draw_legend(FILE *f, const tg_svg_plot *p)
 tg_status tg_svg_write(FILE *f, const tg_svg_plot *p)
 {
     if (!f || !p || p->n_series < 0 || (p->n_series && !p->series))
-        return TG_ERR_ARG;
+        return tg_error(NULL, 0, TG_ERR_ARG, "tg_svg_write: f, p and p->series must be non-NULL, n_series >= 0");
     for (int s = 0; s < p->n_series; s++)
         if (p->series[s].n < 0 || (p->series[s].n && (!p->series[s].x || !p->series[s].y)))
-            return TG_ERR_ARG;
+            return tg_error(NULL, 0, TG_ERR_ARG, "tg_svg_write: series %d has n %d or NULL x/y", s, p->series[s].n);
     axis ax = make_axis(p, true), ay = make_axis(p, false);
     fprintf(f, "<?xml version='1.0' encoding='UTF-8'?>\n"
                "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' "
@@ -203,5 +203,5 @@ tg_status tg_svg_write(FILE *f, const tg_svg_plot *p)
         draw_series(f, p, &ax, &ay, s);
     draw_legend(f, p);
     fputs("</svg>\n", f);
-    return ferror(f) ? TG_ERR_IO : TG_OK;
+    return ferror(f) ? tg_error(NULL, 0, TG_ERR_IO, "tg_svg_write: the stream reported a write error") : TG_OK;
 }

@@ -7,7 +7,7 @@
  * a model is allocated from those numbers, so a crafted file costs at most
  * the memory it occupies itself. Values are checked to be finite as they are
  * copied out, and never written when they are not. */
-#include "tapegrad.h"
+#include "tapegrad_internal.h"
 
 #include <float.h>
 #include <limits.h>
@@ -36,14 +36,12 @@ static void put_err(char *err, size_t errlen, const char *path, const char *fmt,
     ;
 static void put_err(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
-    if (!err || !errlen)
-        return;
-    int k = snprintf(err, errlen, "checkpoint %s: ", path ? path : "(null)");
+    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    if (k >= 0 && (size_t)k < errlen)
-        vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    tg_error(err, errlen, TG_ERR_FORMAT, "checkpoint %s: %s", path ? path : "(null)", msg);
 }
 
 static const char *const norm_names[] = {
@@ -452,8 +450,7 @@ tg_checkpoint *tg_checkpoint_open(const char *path, char *err, size_t errlen)
     char msg[512];
     c->f = tg_safetensors_read(path, msg, sizeof msg);
     if (!c->f) {
-        if (err && errlen) /* msg starts with the path */
-            snprintf(err, errlen, "checkpoint %s", msg);
+        tg_error(err, errlen, TG_ERR_FORMAT, "checkpoint %s", msg); /* msg starts with the path */
         tg_checkpoint_close(c);
         return NULL;
     }
