@@ -205,7 +205,7 @@ static void test_constructor_messages(void **s)
     assert_null(tg_sgd_new((tg_tensor *[]){a, NULL}, 2, 0.9f, 0.0f));
     expect_last_error("tg_sgd_new:");
     /* tg_gpt_new without a message buffer still leaves its message. */
-    assert_null(tg_gpt_new(&(tg_gpt_config){0, 8, 1, 1, 8, TG_PRE_LN, 1}, 1, NULL, 0));
+    assert_null(tg_gpt_new(&(tg_gpt_config){.vocab = 0, .ctx = 8, .layers = 1, .heads = 1, .dim = 8}, 1, NULL, 0));
     expect_last_error("tg_gpt_new: vocab must be in [1, TG_GPT_MAX_VOCAB]");
     tg_param_free(a);
 }
@@ -221,8 +221,10 @@ static void test_size_overflow(void **s)
     /* 4 * dim or layers * 12 would overflow an int: refused by the bounds;
      * a model whose every dimension is within them but whose parameters
      * together pass 2^40 is refused as too large, not out of memory. */
-    const tg_gpt_config big[] = {{8, 8, 1, 1, INT_MAX / 2, TG_PRE_LN, 1}, {8, 8, INT_MAX, 1, 8, TG_PRE_LN, 1},
-                                 {TG_GPT_MAX_VOCAB, 8, TG_GPT_MAX_LAYERS, 1, TG_GPT_MAX_DIM, TG_PRE_LN, 1}};
+    const tg_gpt_config big[] = {
+        {.vocab = 8, .ctx = 8, .layers = 1, .heads = 1, .dim = INT_MAX / 2},
+        {.vocab = 8, .ctx = 8, .layers = INT_MAX, .heads = 1, .dim = 8},
+        {.vocab = TG_GPT_MAX_VOCAB, .ctx = 8, .layers = TG_GPT_MAX_LAYERS, .heads = 1, .dim = TG_GPT_MAX_DIM}};
     const char *why[] = {"dim must be in", "layers must be in", "too large"};
     for (int i = 0; i < 3; i++) {
         assert_null(tg_gpt_new(&big[i], 1, err, sizeof err));
