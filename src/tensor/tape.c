@@ -74,7 +74,7 @@ size_t tg_tape_profile_report(const tg_tape *t, char *buf, size_t len)
     size_t k = 0;
     len = buf ? len : 0;
     double total = 0.0;
-#define PUT(...) (k += (size_t)snprintf(buf + (k < len ? k : len), k < len ? len - k : 0, __VA_ARGS__))
+#define PUT(...) (k += (size_t)snprintf(k < len ? buf + k : NULL, k < len ? len - k : 0, __VA_ARGS__))
     for (int op = 0; t && op < TG_OP_COUNT; op++)
         total += t->seconds[op][0] + t->seconds[op][1];
     PUT("%-16s %8s %11s %11s %6s\n", "op", "calls", "forward ms", "backward ms", "share");
