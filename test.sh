@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 . tools/deps.sh
-tg_need_pkgs libcmocka-dev libopenblas-dev
+tg_need_pkgs libcmocka-dev libopenblas-dev openmpi-bin libopenmpi-dev
 tg_build
 meson test -C "${TG_BUILD_DIR:-build}" --print-errorlogs "$@"

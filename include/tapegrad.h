@@ -603,6 +603,53 @@ float tg_clip_grad_norm(tg_tensor *const *params, int n, float max_norm);
  * which the optimizers' steps reject. */
 float tg_lr_schedule(long step, long warmup, long total, float lr, float min_lr);
 
+/* ---- data-parallel training over MPI (src/dist) -------------------------- */
+
+/* N copies of a training program (ranks, started by mpirun) each take a
+ * slice of the global batch, sum their gradients with one collective, and
+ * take the same optimiser step. Built without MPI (Meson option mpi), or run
+ * without a launcher, the process is rank 0 of 1 and every call below is
+ * cheap and collective-free, so a program needs no #ifdef. */
+
+/* Whether the library was built with MPI. */
+bool tg_dist_enabled(void);
+/* Joins the job when a launcher (mpirun) started the process; call once,
+ * early, with main's argc and argv. TG_ERR_IO with a message in err when
+ * MPI fails to start. */
+tg_status tg_dist_init(int *argc, char ***argv, char *err, size_t errlen);
+/* Leaves the job (MPI_Finalize); afterwards the process is rank 0 of 1. */
+void tg_dist_finalize(void);
+int tg_dist_rank(void);
+int tg_dist_size(void);
+/* Collective: every rank passes its status (0 or below: no failure) and,
+ * when it failed, a message (may be NULL). Returns the largest status of all
+ * ranks, so every rank stops together; the message of the lowest-numbered
+ * failing rank, and only that one, is written to stderr as given. */
+int tg_dist_agree(int status, const char *message);
+/* Collective: x[0 .. n-1] becomes the sum over the ranks of x. */
+tg_status tg_dist_sum(double *x, int n);
+/* Collective: *same says whether every rank holds bit-identical parameter
+ * values (a 64-bit hash of them compared). */
+tg_status tg_dist_check_same(tg_tensor *const *params, int n, bool *same);
+
+/* One contiguous buffer for the gradients of params (each made by
+ * tg_param_new) followed by `extra` floats the caller sums along with them
+ * (a loss, a failure flag), so a step needs a single collective. NULL on a
+ * bad argument, out of memory, or more than 2^31 floats. */
+typedef struct tg_dist_grads tg_dist_grads;
+tg_dist_grads *tg_dist_grads_new(tg_tensor *const *params, int n, int extra);
+void tg_dist_grads_free(tg_dist_grads *g);
+/* The extra floats: set them before tg_dist_grads_sum, read the sums after. */
+float *tg_dist_grads_extra(tg_dist_grads *g);
+/* Collective: every parameter's grad becomes the sum over the ranks of
+ * weight * grad, and the extra floats their sums, through one MPI_Allreduce
+ * on the buffer; the reduction order depends on the number of ranks and the
+ * size, never on timing. TG_ERR_IO when MPI reports a failure. */
+tg_status tg_dist_grads_sum(tg_dist_grads *g, float weight);
+/* Wall seconds the last tg_dist_grads_sum took (packing, waiting for the
+ * slowest rank and the transfer included). */
+double tg_dist_grads_seconds(const tg_dist_grads *g);
+
 /* ---- safetensors files (src/io) --- */
 
 typedef enum tg_dtype { TG_F32, TG_I32 } tg_dtype;

@@ -29,6 +29,7 @@ typedef struct run {
     double t0;
     float last_val;
     double optim_seconds; /* --profile: zeroing, clipping and AdamW */
+    dist_state ds;        /* under mpirun: this rank and the gradient sum */
 } run;
 
 static double now(void)
@@ -119,18 +120,30 @@ static int resume_fit(run *r)
 static int setup(run *r, int argc, char **argv)
 {
     int rc = parse_args(argc, argv, &r->o);
-    if (rc || (rc = check_output("--save", r->o.save)) || (rc = check_output("--dump-grads", r->o.dump_grads)) ||
-        (rc = resume_settings(r)) || (rc = data_load(&r->d, &r->o)) || (rc = resume_fit(r)))
+    /* Under mpirun only rank 0 writes the checkpoint: other machines need not
+     * have its directory. */
+    if (rc || (r->ds.rank == 0 && (rc = check_output("--save", r->o.save))) ||
+        (rc = check_output("--dump-grads", r->o.dump_grads)) || (rc = resume_settings(r)) ||
+        (rc = data_load(&r->d, &r->o)) || (rc = resume_fit(r)))
         return rc;
+    const char *bad = dist_check_options(&r->ds, &r->o);
+    if (bad) {
+        fprintf(stderr, "train_gpt: %s\n", bad);
+        return EXIT_USAGE;
+    }
     train_state progress = r->s;
     if ((rc = build_model(r)))
         return rc;
+    if (!dist_prepare(&r->ds, r->m)) {
+        fprintf(stderr, "train_gpt: out of memory\n");
+        return 1;
+    }
     if (r->ckpt) {
         r->s = progress; /* build_model seeded a fresh sampler */
         tg_checkpoint_close(r->ckpt);
         r->ckpt = NULL;
     }
-    if (r->o.log && !(r->log = fopen(r->o.log, "w"))) {
+    if (r->o.log && r->ds.rank == 0 && !(r->log = fopen(r->o.log, "w"))) {
         fprintf(stderr, "train_gpt: --log %s: cannot open for writing\n", r->o.log);
         return EXIT_USAGE;
     }
@@ -154,13 +167,20 @@ static float batch_loss(run *r, int batch)
  * (tg_gpt_eval; bench/val_full.py's figure). NAN after a message on failure. */
 static float val_loss_full(run *r)
 {
+    /* Under mpirun each rank scores a contiguous share of the windows. */
     char err[512];
-    double mean;
-    if (tg_gpt_eval(r->m, r->tape, r->d.val, r->d.n_val, r->o.ctx, r->o.batch, &mean, err, sizeof err) != TG_OK) {
+    long windows = (r->d.n_val - 1) / r->o.ctx;
+    long lo = windows * r->ds.rank / r->ds.size, hi = windows * (r->ds.rank + 1) / r->ds.size;
+    double mean = 0.0;
+    if (hi > lo && tg_gpt_eval(r->m, r->tape, r->d.val + lo * r->o.ctx, (hi - lo) * r->o.ctx + 1, r->o.ctx,
+                               r->o.batch, &mean, err, sizeof err) != TG_OK) {
         fprintf(stderr, "\ntrain_gpt: %s\n", err);
-        return NAN;
+        mean = NAN; /* still joins the sum below: the other ranks wait for it */
     }
-    return (float)mean;
+    double sum = mean * (double)(hi - lo);
+    if (tg_dist_sum(&sum, 1) != TG_OK)
+        return NAN;
+    return (float)(sum / (double)windows);
 }
 
 /* Mean loss over eval_iters validation batches. Their sampler is seeded from
@@ -175,8 +195,11 @@ static float val_loss(run *r)
     double sum = 0.0;
     for (int i = 0; i < r->o.eval_iters; i++) {
         data_batch(&r->d, &er, true, r->o.batch, r->o.ctx, r->ids, r->targets);
-        sum += batch_loss(r, r->o.batch);
+        if (i % r->ds.size == r->ds.rank) /* under mpirun: every N-th batch */
+            sum += batch_loss(r, r->o.batch);
     }
+    if (tg_dist_sum(&sum, 1) != TG_OK)
+        return NAN;
     return (float)(sum / r->o.eval_iters);
 }
 
@@ -287,12 +310,15 @@ static void progress(run *r, long first, long step, float loss, float lr, bool e
     long done = step + 1 - first, left = r->o.steps - step - 1;
     double tok_s = (double)done * r->o.batch * r->o.ctx / (el > 0 ? el : 1e-9);
     double eta = done ? el / (double)done * (double)left : 0.0;
-    bool tty = isatty(fileno(stdout));
+    /* mpirun hands its ranks a pseudo-terminal whatever its own stdout is. */
+    bool tty = r->ds.size == 1 && isatty(fileno(stdout));
     long every = r->o.steps / 20 > 0 ? r->o.steps / 20 : 1;
     if (!tty && !eval && (step + 1) % every && left)
         return;
-    printf("%sstep %ld/%d  loss %.4f  lr %.2e  %.0f tok/s  %.0fs left%s", tty ? "\r\033[K" : "", step + 1,
-           r->o.steps, (double)loss, (double)lr, tok_s, eta, tty && !eval && left ? "" : "\n");
+    char note[64];
+    dist_progress_note(&r->ds, el, note, sizeof note);
+    printf("%sstep %ld/%d  loss %.4f  lr %.2e  %.0f tok/s  %.0fs left%s%s", tty ? "\r\033[K" : "", step + 1,
+           r->o.steps, (double)loss, (double)lr, tok_s, eta, note, tty && !eval && left ? "" : "\n");
     if (eval)
         printf("step %ld: %s loss %.4f\n", step + 1, r->d.kind == TASK_SORT ? "held-out" : "val", (double)r->last_val);
     fflush(stdout);
@@ -335,37 +361,44 @@ static const char *params_finite(const tg_gpt *m)
 /* One optimiser step. Returns the training loss, NAN on failure (reported). */
 static float train_step(run *r, float lr, float *norm)
 {
-    data_batch(&r->d, &r->s.rng, false, r->o.batch, r->o.ctx, r->ids, r->targets);
+    /* Every rank draws the global batch and trains on its rows of it. */
+    int first, rows, ctx = r->o.ctx;
+    float weight;
+    data_batch(&r->d, &r->s.rng, false, r->o.batch, ctx, r->ids, r->targets);
+    dist_slice(&r->ds, r->targets, r->o.batch, ctx, &first, &rows, &weight);
     tg_tape_reset(r->tape);
-    tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids, r->targets, r->o.batch, r->o.ctx);
-    if (loss && !isfinite(loss->data[0])) {
-        fprintf(stderr, "\ntrain_gpt: the loss (%g) is not finite at step %ld; nothing was saved (try a lower "
-                "--lr)\n", (double)loss->data[0], r->s.step + 1);
-        return NAN;
-    }
+    tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids + first * ctx, r->targets + first * ctx, rows, ctx);
     double t0 = now();
     tg_zero_grad(r->m->params, r->m->n_params);
     r->optim_seconds += now() - t0;
-    if (tg_backward(r->tape, loss) != TG_OK) {
-        fprintf(stderr, "\ntrain_gpt: step %ld: %s; nothing was saved\n", r->s.step + 1, tg_tape_error(r->tape));
+    /* A failure here may be this rank's alone: it goes through the sum, so
+     * every rank stops at this step. */
+    char failure[640] = "";
+    if (loss && !isfinite(loss->data[0]))
+        snprintf(failure, sizeof failure, "the loss (%g) is not finite at step %ld; nothing was saved (try a lower "
+                 "--lr)", (double)loss->data[0], r->s.step + 1);
+    else if (tg_backward(r->tape, loss) != TG_OK)
+        snprintf(failure, sizeof failure, "step %ld: %s; nothing was saved", r->s.step + 1, tg_tape_error(r->tape));
+    float l = *failure ? NAN : loss->data[0];
+    if (!dist_sum_grads(&r->ds, weight, &l, *failure ? failure : NULL))
         return NAN;
-    }
-    float l = loss->data[0];
     t0 = now();
     if (r->o.no_bias)
         drop_bias_grads(r);
     *norm = tg_clip_grad_norm(r->m->params, r->m->n_params, r->o.clip);
-    if (!isfinite(*norm)) {
-        fprintf(stderr, "\ntrain_gpt: the gradient norm (%g) is not finite at step %ld (loss %g); "
-                "nothing was saved (try a lower --lr)\n", (double)*norm, r->s.step + 1, (double)l);
+    if (!isfinite(*norm)) { /* the same on every rank: rank 0 says so */
+        if (r->ds.rank == 0)
+            fprintf(stderr, "\ntrain_gpt: the gradient norm (%g) is not finite at step %ld (loss %g); "
+                    "nothing was saved (try a lower --lr)\n", (double)*norm, r->s.step + 1, (double)l);
         return NAN;
     }
     tg_adamw_step(r->opt, lr);
     r->optim_seconds += now() - t0;
     const char *bad = params_finite(r->m);
-    if (bad) {
-        fprintf(stderr, "\ntrain_gpt: parameter %s is not finite after the update of step %ld; nothing was saved "
-                "(try a lower --lr)\n", bad, r->s.step + 1);
+    if (bad) { /* every rank took the same step */
+        if (r->ds.rank == 0)
+            fprintf(stderr, "\ntrain_gpt: parameter %s is not finite after the update of step %ld; nothing was "
+                    "saved (try a lower --lr)\n", bad, r->s.step + 1);
         return NAN;
     }
     return l;
@@ -406,8 +439,13 @@ static int train(run *r)
         }
         progress(r, first, step, loss, lr, eval);
     }
-    double secs = now() - r->t0;
-    printf("%ld steps in %.1f s (%.1f ms a step)\n", end - first, secs, 1e3 * secs / (double)(end - first > 0 ? end - first : 1));
+    double secs = now() - r->t0, steps = (double)(end - first > 0 ? end - first : 1);
+    char note[64];
+    dist_progress_note(&r->ds, secs, note, sizeof note);
+    printf("%ld steps in %.1f s (%.1f ms a step%s%s)\n", end - first, secs, 1e3 * secs / steps,
+           r->ds.size > 1 ? ", " : "", note + (r->ds.size > 1 ? 2 : 0));
+    if (r->ds.size > 1)
+        printf("%d ranks; the gradient sum took %.2f ms a step\n", r->ds.size, 1e3 * r->ds.sum_seconds / steps);
     if (o->profile)
         print_profile(r, secs);
     return 0;
@@ -417,6 +455,10 @@ static int finish(run *r)
 {
     char err[512];
     const options *o = &r->o;
+    if (!dist_check_same(&r->ds, r->m))
+        return 1;
+    if (r->ds.rank > 0) /* rank 0 saves and reports for all */
+        return 0;
     if (o->save) {
         if (!ckpt_save(o->save, r->m, r->opt, o, &r->d, &r->s, err, sizeof err)) {
             fprintf(stderr, "train_gpt: --save %s (step %ld)\n", err, r->s.step);
@@ -464,6 +506,8 @@ static void describe(const run *r)
                r->d.n_train, o->val_bin, r->d.n_val, r->d.vocab);
     printf("model: %d layers, %d heads, dim %d, ctx %d, %s blocks, %.2fM parameters\n", o->layers, o->heads, o->dim,
            o->ctx, tg_norm_name(o->norm), (double)n / 1e6);
+    if (r->ds.size > 1)
+        printf("data parallel: %d ranks, %d rows of the batch each\n", r->ds.size, o->batch / r->ds.size);
     printf("run: %s, batch %d, steps %ld..%d, lr %g -> %g, warm-up %d, weight decay %g, beta2 %g, clip %g, seed %llu, "
            "%d threads\n", o->no_bias ? "biases held at 0" : "with biases", o->batch, r->s.step, o->steps, (double)o->lr, (double)o->min_lr, o->warmup,
            (double)o->weight_decay, (double)o->beta2, (double)o->clip, o->seed, tg_get_threads());
@@ -472,7 +516,8 @@ static void describe(const run *r)
 int main(int argc, char **argv)
 {
     run r = {0};
-    int rc = setup(&r, argc, argv);
+    int rc = dist_begin(&r.ds, &argc, &argv);
+    rc = dist_setup_done(&r.ds, rc ? rc : setup(&r, argc, argv));
     if (!rc && r.o.dump_grads)
         rc = dump(&r);
     else if (!rc) {
@@ -491,5 +536,6 @@ int main(int argc, char **argv)
     data_free(&r.d);
     free(r.ids);
     free(r.targets);
+    rc = dist_end(&r.ds, rc);
     return rc < 0 ? 0 : rc;
 }

@@ -4,6 +4,7 @@
  *                 settings that flags and checkpoints both go through
  *   data.c        the built-in sort task, and text or token files (library)
  *   checkpoint.c  --save / --resume / --dump-grads on the library's files
+ *   dist.c        running as one of N ranks under mpirun (data parallelism)
  *   train_gpt.c   the training loop, evaluation, progress, sampling
  */
 #ifndef TRAIN_GPT_H
@@ -103,5 +104,46 @@ bool ckpt_fits(const tg_checkpoint *c, const options *o, const dataset *d, train
                size_t errlen);
 bool dump_grads(const char *path, const tg_gpt *m, const int *ids, const int *targets, int batch, int ctx,
                 float loss, char *err, size_t errlen);
+
+/* Data parallelism (dist.c). Under mpirun every rank draws the same global
+ * batch, trains on its rows, and the gradients are summed before the one
+ * optimiser step all ranks take; with one rank none of this costs anything. */
+typedef struct dist_state {
+    int rank, size;
+    tg_dist_grads *grads; /* more than one rank only */
+    double sum_seconds;   /* the gradient sums of this run so far */
+    int saved_stderr;     /* ranks above 0, during setup: the real stderr */
+    FILE *held;           /* ... and what setup wrote to it instead */
+} dist_state;
+
+/* Joins the job; ranks above 0 print nothing on stdout, and hold their stderr
+ * until dist_setup_done, so a problem every rank finds is reported once.
+ * Returns 0 or an exit status after a message. */
+int dist_begin(dist_state *ds, int *argc, char ***argv);
+/* Checks that fit the number of ranks: --batch divisible by it, no
+ * --dump-grads. NULL or the problem. */
+const char *dist_check_options(const dist_state *ds, const options *o);
+/* Allocates the gradient buffer (more than one rank). false: out of memory. */
+bool dist_prepare(dist_state *ds, const tg_gpt *m);
+/* Collective: the ranks compare rc (setup's result) and all return the worst;
+ * the first failing rank's message is printed, once. */
+int dist_setup_done(dist_state *ds, int rc);
+/* This rank's rows of a global batch [batch, ctx]: first row and count, and
+ * its share of the batch's scored targets (the weight of its mean loss). */
+void dist_slice(const dist_state *ds, const int *targets, int batch, int ctx, int *first, int *rows,
+                float *weight);
+/* Collective, after backward: the gradients summed over the ranks (each
+ * weighted by its share) and *loss the global batch's mean loss. failure is
+ * NULL, or the message of this rank's failed step. Returns false when any
+ * rank failed (the first failure printed once). With one rank it only
+ * reports the failure. */
+bool dist_sum_grads(dist_state *ds, float weight, float *loss, const char *failure);
+/* "  allreduce 12%" of the time since t0 (empty with one rank). */
+void dist_progress_note(const dist_state *ds, double elapsed, char *buf, size_t len);
+/* Collective: every rank ends with the same parameters; false (reported)
+ * when they differ. */
+bool dist_check_same(const dist_state *ds, const tg_gpt *m);
+/* Collective: the run's exit status, agreed; then leaves the job. */
+int dist_end(dist_state *ds, int rc);
 
 #endif
