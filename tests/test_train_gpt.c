@@ -283,6 +283,38 @@ static void test_resume_is_exact(void **s)
     expect_same_tensors("sfull.st", "sresumed.st");
 }
 
+/* The LLaMA-style options: trained, recorded, resumed bit for bit (dropout's
+ * generator included), and held to the flags on --resume. */
+static void test_llama_options(void **s)
+{
+    (void)s;
+    char out[8192];
+#define LLAMA "--normtype rmsnorm --mlp swiglu --pos rope --dropout 0.1 " TINY
+    assert_int_equal(run("--steps 12 --save lfull.st " LLAMA, out, sizeof out), 0);
+    assert_non_null(strstr(out, "rmsnorm, swiglu MLP, rope positions, dropout 0.1"));
+    assert_int_equal(run("--steps 12 --stop-after 5 --save lpart.st " LLAMA, out, sizeof out), 0);
+    assert_int_equal(run("--resume lpart.st --save lresumed.st", out, sizeof out), 0);
+    expect_same_tensors("lfull.st", "lresumed.st");
+    tg_st_file *f = open_st("lfull.st");
+    assert_string_equal(tg_safetensors_meta(f, "normtype"), "rmsnorm");
+    assert_string_equal(tg_safetensors_meta(f, "mlp"), "swiglu");
+    assert_string_equal(tg_safetensors_meta(f, "pos"), "rope");
+    assert_null(tg_safetensors_find(f, "transformer.wpe.weight"));
+    assert_null(tg_safetensors_find(f, "transformer.h.0.ln_1.bias"));
+    assert_non_null(tg_safetensors_meta(f, "dropout_rng"));
+    tg_safetensors_close(f);
+    expect_usage_error("--resume lpart.st --mlp gelu", "it was trained with --mlp swiglu; drop the flag");
+    expect_usage_error("--resume lpart.st --dropout 0.2", "it was trained with --dropout 0.1");
+    expect_usage_error("--normtype batchnorm", "--normtype batchnorm: expected layernorm or rmsnorm");
+    expect_usage_error("--mlp relu", "--mlp relu: expected gelu or swiglu");
+    expect_usage_error("--pos alibi", "--pos alibi: expected learned or rope");
+    expect_usage_error("--dropout 1", "--dropout 1: expected a number in [0, 1)");
+    expect_usage_error("--pos rope --dim 6 --heads 2", "--pos rope needs an even head size");
+    /* Without dropout the options change the model but train all the same. */
+    assert_int_equal(run("--steps 6 --normtype rmsnorm " TINY, out, sizeof out), 0);
+#undef LLAMA
+}
+
 /* Whole files, byte for byte. */
 static void expect_same_bytes(const char *a, const char *b)
 {
@@ -630,7 +662,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_checkpoints), cmocka_unit_test(test_dump_grads),
         cmocka_unit_test(test_block_variants),  cmocka_unit_test(test_crafted_checkpoints),
         cmocka_unit_test(test_divergence_keeps_checkpoint), cmocka_unit_test(test_save_targets),
-        cmocka_unit_test(test_token_files),
+        cmocka_unit_test(test_token_files),     cmocka_unit_test(test_llama_options),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

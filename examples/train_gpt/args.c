@@ -17,7 +17,7 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-typedef enum { F_INT, F_FLOAT, F_STR, F_NORM, F_SEED, F_BOOL } flag_type;
+typedef enum { F_INT, F_FLOAT, F_STR, F_NORM, F_NORMTYPE, F_MLP, F_POS, F_SEED, F_BOOL } flag_type;
 
 typedef struct flag {
     const char *name, *arg, *help;
@@ -46,6 +46,13 @@ static const flag flags[] = {
     INT("--ctx", ctx, 1, TG_GPT_MAX_CTX, "ctx", "context length, --data and --train-bin only (64)"),
     {"--norm", "pre|post|deepnorm|rezero", "block: x+f(LN(x)), LN(x+f(x)), LN(a*x+f(x)), x+g*f(x) (pre)", F_NORM,
      OFF(norm), 0, 0, false, false, "norm"},
+    {"--normtype", "layernorm|rmsnorm", "the norm: LayerNorm, or RMSNorm (gain only) (layernorm)", F_NORMTYPE,
+     OFF(normtype), 0, 0, false, false, "normtype"},
+    {"--mlp", "gelu|swiglu", "MLP: c_proj(gelu(c_fc x)), or c_proj(silu(gate) * up) (gelu)", F_MLP, OFF(mlp), 0, 0,
+     false, false, "mlp"},
+    {"--pos", "learned|rope", "positions: a learned table, or rotary embeddings on q and k (learned)", F_POS,
+     OFF(pos), 0, 0, false, false, "pos"},
+    FLT("--dropout", dropout, 0, false, 1, true, "dropout", "dropout on embeddings, branches and attention weights, training only (0)"),
     /* stored as "bias" = 1 - no_bias */
     {"--no-bias", "", "hold every bias at 0, as nanoGPT's bias=False (biases on)", F_BOOL, OFF(no_bias), 0, 0,
      false, false, "bias"},
@@ -76,8 +83,9 @@ static const flag flags[] = {
 enum { N_FLAGS = sizeof flags / sizeof flags[0] };
 _Static_assert(N_FLAGS <= 64, "options.given has a bit per flag");
 
-const char *const setting_keys[] = {"vocab", "layers", "heads", "dim", "ctx", "norm", "bias", "batch", "steps",
-                                    "lr", "min_lr", "warmup", "weight_decay", "beta2", "clip", "seed", NULL};
+const char *const setting_keys[] = {"vocab", "layers", "heads", "dim", "ctx", "norm", "normtype", "mlp", "pos",
+                                    "dropout", "bias", "batch", "steps", "lr", "min_lr", "warmup", "weight_decay",
+                                    "beta2", "clip", "seed", NULL};
 
 static void usage(void)
 {
@@ -108,6 +116,9 @@ static const char *need(const flag *f, char *buf, size_t len)
                  f->max_open ? ')' : ']');
         break;
     case F_NORM: snprintf(buf, len, "pre, post, deepnorm or rezero"); break;
+    case F_NORMTYPE: snprintf(buf, len, "layernorm or rmsnorm"); break;
+    case F_MLP: snprintf(buf, len, "gelu or swiglu"); break;
+    case F_POS: snprintf(buf, len, "learned or rope"); break;
     case F_SEED: snprintf(buf, len, "an integer from 0 to %llu", (unsigned long long)UINT64_MAX); break;
     case F_BOOL: snprintf(buf, len, f->key ? "0 or 1" : "no value"); break;
     default: snprintf(buf, len, "a non-empty value"); break;
@@ -127,6 +138,9 @@ static bool parse_value(const flag *f, const char *v, options *o, bool from_file
     switch (f->type) {
     case F_STR: *(const char **)field = v; return *v != '\0';
     case F_NORM: return tg_norm_parse(v, field);
+    case F_NORMTYPE: return tg_normtype_parse(v, field);
+    case F_MLP: return tg_mlp_parse(v, field);
+    case F_POS: return tg_pos_parse(v, field);
     case F_SEED:
         if (!tg_parse_u64(v, &u))
             return false;
@@ -195,6 +209,9 @@ bool setting_equal(const char *key, const options *a, const options *b)
     case F_INT: return *(const int *)x == *(const int *)y;
     case F_FLOAT: return *(const float *)x == *(const float *)y;
     case F_NORM: return *(const tg_norm_place *)x == *(const tg_norm_place *)y;
+    case F_NORMTYPE: return *(const tg_norm_type *)x == *(const tg_norm_type *)y;
+    case F_MLP: return *(const tg_mlp_type *)x == *(const tg_mlp_type *)y;
+    case F_POS: return *(const tg_pos_type *)x == *(const tg_pos_type *)y;
     case F_SEED: return *(const unsigned long long *)x == *(const unsigned long long *)y;
     case F_BOOL: return *(const bool *)x == *(const bool *)y;
     default: return false;
@@ -254,6 +271,9 @@ const char *check_run(const options *o)
         return bad;
     if (o->dim % o->heads)
         snprintf(msg, sizeof msg, "--heads %d must divide --dim %d", o->heads, o->dim);
+    else if (o->pos == TG_POS_ROPE && (o->dim / o->heads) % 2)
+        snprintf(msg, sizeof msg, "--pos rope needs an even head size; --dim %d / --heads %d is %d", o->dim,
+                 o->heads, o->dim / o->heads);
     else if (o->threads > TG_MAX_THREADS)
         snprintf(msg, sizeof msg, "--threads must be at most %d", TG_MAX_THREADS);
     else if (sort && o->ctx != SORT_CTX)

@@ -4,7 +4,7 @@
  * configuration and optim_steps; train_gpt adds its own metadata (strings):
  * format, the run's settings (batch steps lr min_lr warmup weight_decay
  * beta2 clip seed bias), the progress (step; rng: the batch sampler's
- * state), the data (task "sort", "text" or "tokens"; for text, chars: the
+ * state; dropout_rng: dropout's, with --dropout), the data (task "sort", "text" or "tokens"; for text, chars: the
  * vocabulary as byte values). Floats are written with 9 significant digits,
  * which round-trips a float. Reading, every stored setting goes through
  * setting_parse, the parser of the flags, so a value in a file is checked
@@ -56,6 +56,9 @@ static void put_run(meta *mt, const options *o, const dataset *d, const train_st
     put(mt, "step", "%ld", s->step);
     put(mt, "rng", "%08" PRIx32 "%08" PRIx32 "%08" PRIx32 "%08" PRIx32, s->rng.s[0], s->rng.s[1], s->rng.s[2],
         s->rng.s[3]);
+    if (o->dropout > 0)
+        put(mt, "dropout_rng", "%08" PRIx32 "%08" PRIx32 "%08" PRIx32 "%08" PRIx32, s->drop_rng.s[0],
+            s->drop_rng.s[1], s->drop_rng.s[2], s->drop_rng.s[3]);
     put(mt, "task", "%s", task_name(d->kind));
     if (d->kind == TASK_TEXT) {
         tg_byte_vocab_format(&d->chars, mt->chars, sizeof mt->chars);
@@ -99,6 +102,13 @@ static bool take_setting(const tg_checkpoint *c, const char *path, const char *k
                          size_t errlen)
 {
     const char *v = tg_checkpoint_meta(c, key), *flag = setting_flag(key);
+    /* The LLaMA-style options are absent from files older than them, which
+     * hold GPT-2 blocks (the library reads them the same way). */
+    static const char *const optional[][2] = {{"normtype", "layernorm"}, {"mlp", "gelu"}, {"pos", "learned"},
+                                              {"dropout", "0"}};
+    for (size_t i = 0; !v && i < sizeof optional / sizeof optional[0]; i++)
+        if (!strcmp(key, optional[i][0]))
+            v = optional[i][1];
     char why[96];
     options file = *o;
     if (!v)
@@ -195,6 +205,9 @@ bool ckpt_fits(const tg_checkpoint *c, const options *o, const dataset *d, train
     s->step = (long)v;
     if (!parse_rng(tg_checkpoint_meta(c, "rng"), &s->rng))
         return fail(err, errlen, path, "metadata 'rng' is not a generator state (32 lowercase hex digits, not all 0)");
+    if (o->dropout > 0 && !parse_rng(tg_checkpoint_meta(c, "dropout_rng"), &s->drop_rng))
+        return fail(err, errlen, path, "metadata 'dropout_rng' is not a generator state (32 lowercase hex digits, "
+                    "not all 0)");
     return true;
 }
 
@@ -204,9 +217,11 @@ bool dump_grads(const char *path, const tg_gpt *m, const int *ids, const int *ta
     int n = m->n_params;
     tg_st_tensor *t = malloc((2 * (size_t)n + 3) * sizeof *t);
     char(*names)[96] = malloc((size_t)n * sizeof *names);
-    static const char *const keys[] = {"vocab", "ctx", "layers", "heads", "dim", "norm", "residual_scale"};
-    char vals[7][32];
-    const char *values[7];
+    static const char *const keys[] = {"vocab", "ctx", "layers", "heads", "dim", "norm", "residual_scale",
+                                       "normtype", "mlp", "pos", "dropout"};
+    enum { N_KEYS = sizeof keys / sizeof keys[0] };
+    char vals[N_KEYS][32];
+    const char *values[N_KEYS];
     const tg_gpt_config *c = &m->cfg;
     bool ok = t && names;
     if (!ok)
@@ -228,9 +243,13 @@ bool dump_grads(const char *path, const tg_gpt *m, const int *ids, const int *ta
             snprintf(vals[k], sizeof vals[k], "%d", ints[k]);
         snprintf(vals[5], sizeof vals[5], "%s", tg_norm_name(c->norm));
         snprintf(vals[6], sizeof vals[6], "%.9g", (double)c->residual_scale);
-        for (int k = 0; k < 7; k++)
+        snprintf(vals[7], sizeof vals[7], "%s", tg_normtype_name(c->normtype));
+        snprintf(vals[8], sizeof vals[8], "%s", tg_mlp_name(c->mlp));
+        snprintf(vals[9], sizeof vals[9], "%s", tg_pos_name(c->pos));
+        snprintf(vals[10], sizeof vals[10], "%.9g", (double)c->dropout);
+        for (int k = 0; k < N_KEYS; k++)
             values[k] = vals[k];
-        ok = tg_safetensors_write(path, t, 2 * n + 3, keys, values, 7, err, errlen) == TG_OK;
+        ok = tg_safetensors_write(path, t, 2 * n + 3, keys, values, N_KEYS, err, errlen) == TG_OK;
     }
     free(t);
     free(names);

@@ -46,6 +46,10 @@ const char *dist_check_options(const dist_state *ds, const options *o)
     }
     if (o->dump_grads)
         return "--dump-grads runs in one process, not under mpirun";
+    /* Every rank would draw its masks from the same stream for different
+     * rows: not the masks one process draws, and correlated across ranks. */
+    if (o->dropout > 0)
+        return "--dropout runs in one process, not under mpirun (the ranks would share one mask stream)";
     return NULL;
 }
 

@@ -72,7 +72,8 @@ static int build_model(run *r)
     char err[512];
     const options *o = &r->o;
     tg_gpt_config cfg = {.vocab = r->d.vocab, .ctx = o->ctx, .layers = o->layers, .heads = o->heads, .dim = o->dim,
-                         .norm = o->norm, .residual_scale = 1.0f};
+                         .norm = o->norm, .residual_scale = 1.0f, .normtype = o->normtype, .mlp = o->mlp,
+                         .pos = o->pos, .dropout = o->dropout};
     r->m = r->ckpt ? tg_checkpoint_model(r->ckpt, err, sizeof err) : tg_gpt_new(&cfg, o->seed, err, sizeof err);
     if (!r->m) {
         fprintf(stderr, "train_gpt: %s%s\n", r->ckpt ? "--resume " : "", err);
@@ -88,6 +89,7 @@ static int build_model(run *r)
         return 1;
     }
     tg_rng_seed(&r->s.rng, o->seed ^ 0x9e3779b97f4a7c15ull);
+    tg_rng_seed(&r->s.drop_rng, o->seed ^ 0xd1b54a32d192ed03ull);
     if (r->ckpt && tg_checkpoint_optimizer(r->ckpt, r->m, r->opt, err, sizeof err) != TG_OK) {
         fprintf(stderr, "train_gpt: --resume %s\n", err);
         return EXIT_USAGE;
@@ -358,6 +360,19 @@ static const char *params_finite(const tg_gpt *m)
     return NULL;
 }
 
+/* The loss of rows [first, first + rows) of the batch in r->ids for
+ * training: with dropout on (its masks
+ * drawn from the run's own generator as the ops are recorded), which is off
+ * again for evaluation and sampling. */
+static tg_tensor *training_loss(run *r, int first, int rows)
+{
+    int ctx = r->o.ctx;
+    r->m->dropout_rng = &r->s.drop_rng;
+    tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids + first * ctx, r->targets + first * ctx, rows, ctx);
+    r->m->dropout_rng = NULL;
+    return loss;
+}
+
 /* One optimiser step. Returns the training loss, NAN on failure (reported). */
 static float train_step(run *r, float lr, float *norm)
 {
@@ -367,7 +382,7 @@ static float train_step(run *r, float lr, float *norm)
     data_batch(&r->d, &r->s.rng, false, r->o.batch, ctx, r->ids, r->targets);
     dist_slice(&r->ds, r->targets, r->o.batch, ctx, &first, &rows, &weight);
     tg_tape_reset(r->tape);
-    tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids + first * ctx, r->targets + first * ctx, rows, ctx);
+    tg_tensor *loss = training_loss(r, first, rows);
     double t0 = now();
     tg_zero_grad(r->m->params, r->m->n_params);
     r->optim_seconds += now() - t0;
@@ -476,7 +491,7 @@ static int dump(run *r)
     char err[512];
     data_batch(&r->d, &r->s.rng, false, r->o.batch, r->o.ctx, r->ids, r->targets);
     tg_tape_reset(r->tape);
-    tg_tensor *loss = tg_gpt_loss(r->tape, r->m, r->ids, r->targets, r->o.batch, r->o.ctx);
+    tg_tensor *loss = training_loss(r, 0, r->o.batch);
     tg_zero_grad(r->m->params, r->m->n_params);
     if (tg_backward(r->tape, loss) != TG_OK) {
         fprintf(stderr, "train_gpt: %s\n", tg_tape_error(r->tape));
@@ -504,8 +519,10 @@ static void describe(const run *r)
     else
         printf("task: tokens, %s (%ld for training), %s (%ld for validation), vocabulary %d\n", o->train_bin,
                r->d.n_train, o->val_bin, r->d.n_val, r->d.vocab);
-    printf("model: %d layers, %d heads, dim %d, ctx %d, %s blocks, %.2fM parameters\n", o->layers, o->heads, o->dim,
-           o->ctx, tg_norm_name(o->norm), (double)n / 1e6);
+    printf("model: %d layers, %d heads, dim %d, ctx %d, %s blocks, %s, %s MLP, %s positions, dropout %g, "
+           "%.2fM parameters\n", o->layers, o->heads, o->dim, o->ctx, tg_norm_name(o->norm),
+           tg_normtype_name(o->normtype), tg_mlp_name(o->mlp), tg_pos_name(o->pos), (double)o->dropout,
+           (double)n / 1e6);
     if (r->ds.size > 1)
         printf("data parallel: %d ranks, %d rows of the batch each\n", r->ds.size, o->batch / r->ds.size);
     printf("run: %s, batch %d, steps %ld..%d, lr %g -> %g, warm-up %d, weight decay %g, beta2 %g, clip %g, seed %llu, "

@@ -22,8 +22,11 @@ typedef struct options {
     const char *data, *train_bin, *val_bin, *save, *resume, *log, *dump_grads;
     int layers, heads, dim, ctx, batch, steps, warmup, threads, vocab;
     int eval_every, eval_iters, sample, top_k, stop_after;
-    float lr, min_lr, weight_decay, beta2, clip, temperature;
+    float lr, min_lr, weight_decay, beta2, clip, temperature, dropout;
     tg_norm_place norm;
+    tg_norm_type normtype;
+    tg_mlp_type mlp;
+    tg_pos_type pos;
     unsigned long long seed;
     bool profile, no_bias, eval_full;
     /* A bit per flag the command line gave, so --resume can tell a
@@ -85,8 +88,9 @@ void data_sort_test(const dataset *d, int i, int *digits);
 
 /* Everything a checkpoint holds besides the parameters. */
 typedef struct train_state {
-    long step;    /* steps done */
-    tg_rng rng;   /* the batch sampler */
+    long step;       /* steps done */
+    tg_rng rng;      /* the batch sampler */
+    tg_rng drop_rng; /* dropout's masks (--dropout) */
 } train_state;
 
 /* Writes the model, the optimizer and the run's metadata; false with a
