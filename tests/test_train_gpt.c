@@ -315,6 +315,84 @@ static void test_llama_options(void **s)
 #undef LLAMA
 }
 
+/* The run's life: --version; Ctrl-C during a --save run leaves a checkpoint
+ * that resumes to the same weights as an unbroken run; --save-every and
+ * --save-best write as they go; --eval-only reports the resumed model's
+ * loss; --log continues across a resume; --seed may not change on resume. */
+static void test_run_life(void **s)
+{
+    (void)s;
+    char out[16384], cmd[1024];
+    assert_int_equal(run("--version", out, sizeof out), 0);
+    assert_non_null(strstr(out, "train_gpt (tapegrad " TG_VERSION ")"));
+
+    assert_int_equal(run("--steps 30000 --save whole.st " TINY, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && exec '%s' --steps 30000 --save cut.st --log cut.csv " TINY
+             " > cut.txt 2>&1 & sleep 1; kill -INT $!; wait $!", dir, exe);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 130);
+    tg_st_file *f = open_st("cut.st");
+    long long step;
+    assert_true(tg_parse_int(tg_safetensors_meta(f, "step"), 1, 29999, &step));
+    tg_safetensors_close(f);
+    assert_int_equal(run("--resume cut.st --save resumed.st --log cut.csv", out, sizeof out), 0);
+    expect_same_tensors("whole.st", "resumed.st");
+    /* The log: one header, every step once, seconds never going back. */
+    snprintf(cmd, sizeof cmd, "%s/cut.csv", dir);
+    FILE *fp = fopen(cmd, "r");
+    assert_non_null(fp);
+    char line[256];
+    long rows = 0, last = 0, k;
+    double secs = 0, t;
+    assert_non_null(fgets(line, sizeof line, fp));
+    assert_string_equal(line, "step,loss,val_loss,lr,grad_norm,seconds\n");
+    while (fgets(line, sizeof line, fp)) {
+        char *c = strrchr(line, ',');
+        assert_int_equal(sscanf(line, "%ld,", &k), 1);
+        assert_int_equal(k, last + 1);
+        t = strtod(c + 1, NULL);
+        assert_true(t >= secs);
+        last = k, secs = t, rows++;
+    }
+    fclose(fp);
+    assert_int_equal(rows, 30000);
+
+    assert_int_equal(run("--steps 40 --save every.st --save-every 15 --save-best --eval-every 10 " TINY, out,
+                         sizeof out), 0);
+    assert_non_null(strstr(out, "checkpoint written to every.st (step 15)"));
+    assert_non_null(strstr(out, "checkpoint written to every.st (step 30)"));
+    assert_non_null(strstr(out, "checkpoint written to every.st (step 40)"));
+    f = open_st("every.st.best");
+    float best;
+    assert_true(tg_parse_float(tg_safetensors_meta(f, "best_val"), 0, 100, &best));
+    tg_safetensors_close(f);
+    double v[4];
+    const char *at = out;
+    for (int i = 0; i < 4; i++) {
+        at = strstr(at, "held-out loss ");
+        assert_non_null(at);
+        v[i] = strtod(at += 14, NULL);
+    }
+    double lowest = fmin(fmin(v[0], v[1]), fmin(v[2], v[3]));
+    assert_true(fabs(best - lowest) < 1e-4);
+
+    make_text();
+    assert_int_equal(run("--data text.txt --ctx 16 --steps 20 --eval-full --eval-every 20 --sample 0 --save t.st "
+                         TINY, out, sizeof out), 0);
+    const char *final = strstr(out, "step 20: val loss ");
+    assert_non_null(final);
+    double trained = strtod(final + 18, NULL);
+    assert_int_equal(run("--data text.txt --resume t.st --eval-only --eval-full", out, sizeof out), 0);
+    final = strstr(out, "step 20: val loss ");
+    assert_non_null(final);
+    assert_true(fabs(strtod(final + 18, NULL) - trained) < 1e-4);
+    assert_null(strstr(out, "step 21"));
+    expect_usage_error("--eval-only", "--eval-only needs --resume FILE");
+    expect_usage_error("--save-every 5", "--save-every and --save-best need --save FILE");
+    expect_usage_error("--resume every.st --seed 7", "it was trained with --seed 1337; drop the flag");
+}
+
 /* Whole files, byte for byte. */
 static void expect_same_bytes(const char *a, const char *b)
 {
@@ -663,6 +741,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_block_variants),  cmocka_unit_test(test_crafted_checkpoints),
         cmocka_unit_test(test_divergence_keeps_checkpoint), cmocka_unit_test(test_save_targets),
         cmocka_unit_test(test_token_files),     cmocka_unit_test(test_llama_options),
+        cmocka_unit_test(test_run_life),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

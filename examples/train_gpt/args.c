@@ -74,7 +74,10 @@ static const flag flags[] = {
     FLT("--temperature", temperature, 0, true, BIG, false, NULL, "sampling temperature (0.8)"),
     INT("--top-k", top_k, 0, INT_MAX, NULL, "sample among the k likeliest, 0 = all (0)"),
     SFLAG("--save", "FILE", save, "write a checkpoint (safetensors) at the end"),
-    SFLAG("--resume", "FILE", resume, "continue from a checkpoint"),
+    INT("--save-every", save_every, 1, INT_MAX, NULL, "with --save: also write it every N steps, so a crash loses at most N"),
+    BOOL("--save-best", save_best, "with --save: keep the best validation loss's checkpoint as FILE.best"),
+    SFLAG("--resume", "FILE", resume, "continue from a checkpoint (--seed must be the checkpoint's or absent)"),
+    BOOL("--eval-only", eval_only, "with --resume: print the validation loss (exact with --eval-full) and exit"),
     INT("--stop-after", stop_after, 1, INT_MAX, NULL, "stop (and --save) after step N, as if interrupted"),
     SFLAG("--log", "FILE", log, "write a CSV: step, loss, val_loss, lr, grad_norm, seconds"),
     BOOL("--profile", profile, "print the time each op's kernels took, and the optimiser's"),
@@ -103,6 +106,7 @@ static void usage(void)
         else
             printf("  %-22s %s\n", left, flags[i].help);
     }
+    printf("  %-22s %s\n", "--version", "the version");
     printf("  %-22s %s\n", "--help", "this text");
 }
 
@@ -259,6 +263,10 @@ static const char *check_data_flags(const options *o)
         return "--vocab applies to --train-bin only (text and the sort task have their own vocabularies)";
     if (o->resume && o->dump_grads)
         return "--dump-grads starts from fresh weights; drop --resume";
+    if ((o->save_every || o->save_best) && !o->save)
+        return "--save-every and --save-best need --save FILE";
+    if (o->eval_only && !o->resume)
+        return "--eval-only needs --resume FILE";
     return NULL;
 }
 
@@ -298,6 +306,10 @@ int parse_args(int argc, char **argv, options *o)
         const char *arg = argv[i], *eq = strchr(arg, '=');
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage();
+            return -1;
+        }
+        if (!strcmp(arg, "--version")) {
+            printf("train_gpt (tapegrad %s)\n", TG_VERSION);
             return -1;
         }
         const flag *f = find_flag(arg, eq ? (size_t)(eq - arg) : strlen(arg));

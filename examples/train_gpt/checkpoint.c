@@ -12,13 +12,14 @@
 #include "train_gpt.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define FORMAT "tapegrad-train_gpt-1"
 
-enum { MAX_META = 20, META_LEN = 64 };
+enum { MAX_META = 24, META_LEN = 64 };
 
 typedef struct meta {
     int n;
@@ -59,6 +60,8 @@ static void put_run(meta *mt, const options *o, const dataset *d, const train_st
     if (o->dropout > 0)
         put(mt, "dropout_rng", "%08" PRIx32 "%08" PRIx32 "%08" PRIx32 "%08" PRIx32, s->drop_rng.s[0],
             s->drop_rng.s[1], s->drop_rng.s[2], s->drop_rng.s[3]);
+    if (isfinite(s->best_val))
+        put(mt, "best_val", "%.9g", (double)s->best_val);
     put(mt, "task", "%s", task_name(d->kind));
     if (d->kind == TASK_TEXT) {
         tg_byte_vocab_format(&d->chars, mt->chars, sizeof mt->chars);
@@ -168,6 +171,22 @@ static bool parse_rng(const char *v, tg_rng *r)
     return r->s[0] | r->s[1] | r->s[2] | r->s[3];
 }
 
+/* A key older checkpoints lack (*out keeps its value then); when present,
+ * a finite number in [lo, hi]. */
+static bool optional_float(const tg_checkpoint *c, const char *path, const char *key, double lo, double hi,
+                           double *out, char *err, size_t errlen)
+{
+    const char *v = tg_checkpoint_meta(c, key);
+    float f;
+    if (!v)
+        return true;
+    if (!tg_parse_float(v, lo, hi, &f))
+        return fail(err, errlen, path, "metadata '%s' is '%s', expected a finite number from %g to %g", key, v, lo,
+                    hi);
+    *out = f;
+    return true;
+}
+
 /* The data the checkpoint was trained on is the data of this run. */
 static bool data_fits(const tg_checkpoint *c, const char *path, const dataset *d, char *err, size_t errlen)
 {
@@ -205,6 +224,10 @@ bool ckpt_fits(const tg_checkpoint *c, const options *o, const dataset *d, train
     s->step = (long)v;
     if (!parse_rng(tg_checkpoint_meta(c, "rng"), &s->rng))
         return fail(err, errlen, path, "metadata 'rng' is not a generator state (32 lowercase hex digits, not all 0)");
+    double best = INFINITY;
+    if (!optional_float(c, path, "best_val", 0.0, 1e30, &best, err, errlen))
+        return false;
+    s->best_val = (float)best;
     if (o->dropout > 0 && !parse_rng(tg_checkpoint_meta(c, "dropout_rng"), &s->drop_rng))
         return fail(err, errlen, path, "metadata 'dropout_rng' is not a generator state (32 lowercase hex digits, "
                     "not all 0)");

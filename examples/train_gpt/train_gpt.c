@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +29,8 @@ typedef struct run {
     train_state s;
     double t0;
     float last_val;
+    bool interrupted;     /* stopped early by SIGINT or SIGTERM */
+    double log_seconds;   /* --log on --resume: the seconds its last row reached */
     double optim_seconds; /* --profile: zeroing, clipping and AdamW */
     dist_state ds;        /* under mpirun: this rank and the gradient sum */
 } run;
@@ -90,6 +93,7 @@ static int build_model(run *r)
     }
     tg_rng_seed(&r->s.rng, o->seed ^ 0x9e3779b97f4a7c15ull);
     tg_rng_seed(&r->s.drop_rng, o->seed ^ 0xd1b54a32d192ed03ull);
+    r->s.best_val = INFINITY;
     if (r->ckpt && tg_checkpoint_optimizer(r->ckpt, r->m, r->opt, err, sizeof err) != TG_OK) {
         fprintf(stderr, "train_gpt: --resume %s\n", err);
         return EXIT_USAGE;
@@ -119,6 +123,22 @@ static int resume_fit(run *r)
     return 0;
 }
 
+/* The seconds column of a log's last row, so that a resumed run's rows
+ * continue it (the checkpoint holds no wall time: it stays the same bits
+ * however fast the run went); 0 when there is none. */
+static double last_log_seconds(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    char line[256], last[256] = "";
+    while (fp && fgets(line, sizeof line, fp))
+        memcpy(last, line, sizeof last);
+    if (fp)
+        fclose(fp);
+    const char *c = strrchr(last, ',');
+    double v = c ? strtod(c + 1, NULL) : 0.0;
+    return isfinite(v) && v > 0 ? v : 0.0;
+}
+
 static int setup(run *r, int argc, char **argv)
 {
     int rc = parse_args(argc, argv, &r->o);
@@ -145,12 +165,15 @@ static int setup(run *r, int argc, char **argv)
         tg_checkpoint_close(r->ckpt);
         r->ckpt = NULL;
     }
-    if (r->o.log && r->ds.rank == 0 && !(r->log = fopen(r->o.log, "w"))) {
+    /* A resumed run continues its log; the header starts a new one. */
+    if (r->o.log && r->ds.rank == 0 && !(r->log = fopen(r->o.log, r->o.resume ? "a" : "w"))) {
         fprintf(stderr, "train_gpt: --log %s: cannot open for writing\n", r->o.log);
         return EXIT_USAGE;
     }
-    if (r->log)
+    if (r->log && ftell(r->log) == 0)
         fprintf(r->log, "step,loss,val_loss,lr,grad_norm,seconds\n");
+    else if (r->log)
+        r->log_seconds = last_log_seconds(r->o.log);
     tg_set_threads(r->o.threads); /* 0: TG_NUM_THREADS, else every core */
     return 0;
 }
@@ -429,14 +452,70 @@ static void print_profile(const run *r, double secs)
            1e3 * r->optim_seconds, "wall", "", 1e3 * secs);
 }
 
+/* Ctrl-C or a TERM asks the loop to stop after the current step; a second
+ * one kills at once, as usual. */
+static volatile sig_atomic_t stop_requested;
+
+static void request_stop(int sig)
+{
+    stop_requested = 1;
+    signal(sig, SIG_DFL);
+}
+
+/* Under mpirun a rank that stopped alone would leave the others waiting in
+ * the gradient sum, so there the signals keep their default action. */
+static void catch_stop_signals(const run *r)
+{
+    if (r->ds.size > 1)
+        return;
+    struct sigaction sa = {.sa_handler = request_stop};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The checkpoint of the run as it stands, to path; rank 0 only. */
+static bool save_to(run *r, const char *path)
+{
+    char err[512];
+    if (!ckpt_save(path, r->m, r->opt, &r->o, &r->d, &r->s, err, sizeof err)) {
+        fprintf(stderr, "\ntrain_gpt: --save %s (step %ld)\n", err, r->s.step);
+        return false;
+    }
+    return true;
+}
+
+/* --save-every and --save-best after a step (the last step's checkpoint is
+ * finish's). */
+static bool save_during(run *r, bool eval, long end)
+{
+    const options *o = &r->o;
+    if (!o->save || r->ds.rank > 0)
+        return true;
+    if (eval && o->save_best && r->last_val < r->s.best_val) {
+        char best[4096];
+        r->s.best_val = r->last_val;
+        snprintf(best, sizeof best, "%s.best", o->save);
+        if (!save_to(r, best))
+            return false;
+    }
+    if (!o->save_every || r->s.step % o->save_every || r->s.step >= end)
+        return true;
+    if (!save_to(r, o->save))
+        return false;
+    printf("%scheckpoint written to %s (step %ld)\n", isatty(fileno(stdout)) ? "\n" : "", o->save, r->s.step);
+    return true;
+}
+
 static int train(run *r)
 {
     const options *o = &r->o;
     long end = o->stop_after && o->stop_after < o->steps ? o->stop_after : o->steps;
     long first = r->s.step;
     tg_tape_profile(r->tape, o->profile);
+    catch_stop_signals(r);
     r->t0 = now();
-    for (long step = r->s.step; step < end; step++) {
+    for (long step = r->s.step; step < end && !r->interrupted; step++) {
         float norm, lr = tg_lr_schedule(step, o->warmup, o->steps, o->lr, o->min_lr);
         float loss = train_step(r, lr, &norm);
         if (isnan(loss))
@@ -450,9 +529,16 @@ static int train(run *r)
             if (eval)
                 snprintf(val, sizeof val, "%.6f", (double)r->last_val);
             fprintf(r->log, "%ld,%.6f,%s,%.6e,%.6f,%.3f\n", step + 1, (double)loss, val, (double)lr,
-                    (double)norm, now() - r->t0);
+                    (double)norm, r->log_seconds + now() - r->t0);
         }
         progress(r, first, step, loss, lr, eval);
+        if (!save_during(r, eval, end))
+            return 1;
+        if (stop_requested) {
+            r->interrupted = true;
+            end = step + 1;
+            printf("\ninterrupted after step %ld\n", end);
+        }
     }
     double secs = now() - r->t0, steps = (double)(end - first > 0 ? end - first : 1);
     char note[64];
@@ -468,22 +554,35 @@ static int train(run *r)
 
 static int finish(run *r)
 {
-    char err[512];
     const options *o = &r->o;
     if (!dist_check_same(&r->ds, r->m))
         return 1;
     if (r->ds.rank > 0) /* rank 0 saves and reports for all */
         return 0;
     if (o->save) {
-        if (!ckpt_save(o->save, r->m, r->opt, o, &r->d, &r->s, err, sizeof err)) {
-            fprintf(stderr, "train_gpt: --save %s (step %ld)\n", err, r->s.step);
+        if (!save_to(r, o->save))
             return 1;
-        }
         printf("checkpoint written to %s (step %ld)\n", o->save, r->s.step);
     }
+    if (r->interrupted)
+        return 130; /* 128 + SIGINT, as a shell reports a Ctrl-C */
     if (r->s.step < o->steps)
         return 0;
     return r->d.kind == TASK_SORT ? sort_report(r) : o->sample ? sample_text(r) : 0;
+}
+
+/* --eval-only: the resumed model's validation loss, and nothing else. */
+static int eval_only(run *r)
+{
+    float v = val_loss(r);
+    if (isnan(v)) {
+        fprintf(stderr, "train_gpt: %s\n", tg_tape_error(r->tape));
+        return 1;
+    }
+    if (r->ds.rank == 0)
+        printf("step %ld: %s loss %.4f%s\n", r->s.step, r->d.kind == TASK_SORT ? "held-out" : "val", (double)v,
+               r->o.eval_full ? " (exact, every window)" : "");
+    return 0;
 }
 
 static int dump(run *r)
@@ -537,6 +636,8 @@ int main(int argc, char **argv)
     rc = dist_setup_done(&r.ds, rc ? rc : setup(&r, argc, argv));
     if (!rc && r.o.dump_grads)
         rc = dump(&r);
+    else if (!rc && r.o.eval_only)
+        rc = eval_only(&r);
     else if (!rc) {
         describe(&r);
         rc = train(&r);

@@ -21,14 +21,14 @@ enum { EXIT_USAGE = 2 };
 typedef struct options {
     const char *data, *train_bin, *val_bin, *save, *resume, *log, *dump_grads;
     int layers, heads, dim, ctx, batch, steps, warmup, threads, vocab;
-    int eval_every, eval_iters, sample, top_k, stop_after;
+    int eval_every, eval_iters, sample, top_k, stop_after, save_every;
     float lr, min_lr, weight_decay, beta2, clip, temperature, dropout;
     tg_norm_place norm;
     tg_norm_type normtype;
     tg_mlp_type mlp;
     tg_pos_type pos;
     unsigned long long seed;
-    bool profile, no_bias, eval_full;
+    bool profile, no_bias, eval_full, save_best, eval_only;
     /* A bit per flag the command line gave, so --resume can tell a
      * deliberate change from a default. */
     unsigned long long given;
@@ -91,6 +91,7 @@ typedef struct train_state {
     long step;       /* steps done */
     tg_rng rng;      /* the batch sampler */
     tg_rng drop_rng; /* dropout's masks (--dropout) */
+    float best_val;  /* --save-best: the best validation loss so far (inf: none) */
 } train_state;
 
 /* Writes the model, the optimizer and the run's metadata; false with a
