@@ -6,11 +6,10 @@
  * refused before any byte is read), and a token file's format is the one
  * the caller names: a file of little-endian uint16 looks like anything, so
  * it is never guessed. */
-#include "tapegrad.h"
+#include "tapegrad_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,20 +20,9 @@
 #define LLMC_VERSION 1
 enum { LLMC_HEADER_INTS = 256, LLMC_HEADER_BYTES = 4 * LLMC_HEADER_INTS };
 
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static void put_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+/* Messages go through the library's error record (tg_last_error too); the
+ * callers return their own status. err may be NULL. */
+#define put_err(err, errlen, ...) ((void)tg_error(err, errlen, TG_ERR_ARG, __VA_ARGS__))
 
 static const char *file_kind(mode_t m)
 {

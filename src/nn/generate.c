@@ -18,7 +18,6 @@
 #include "tapegrad_internal.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,21 +26,9 @@
 
 #define LN_EPS 1e-5f
 
-/* err may be NULL (no message wanted). */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+/* Messages go through the library's error record (tg_last_error too); the
+ * callers return their own status. err may be NULL. */
+#define set_err(err, errlen, ...) ((void)tg_error(err, errlen, TG_ERR_ARG, __VA_ARGS__))
 
 /* One block's parameters; the LayerNorms are NULL for ReZero, the gates for
  * the others. */
