@@ -14,17 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[64];
 static char err[512];
 
-static const char *tmp_path(const char *name)
-{
-    static char bufs[4][PATH_MAX];
-    static int next;
-    char *p = bufs[next++ % 4];
-    snprintf(p, PATH_MAX, "%s/%s", dir, name);
-    return p;
-}
 
 /* Every key a test checkpoint holds, for tu_st_rewrite. */
 static const char *const keys[] = {"vocab", "ctx", "layers", "heads", "dim", "norm", "residual_scale",
@@ -62,7 +53,7 @@ static void save_good(const char *name, const tg_gpt_config *cfg, bool with_opt)
     tg_adamw *opt;
     tg_gpt *m = trained(cfg, &opt);
     const char *k[] = {"seed", "note"}, *v[] = {"18446744073709551615", "hello"};
-    if (tg_gpt_save(tmp_path(name), m, with_opt ? opt : NULL, k, v, 2, err, sizeof err) != TG_OK)
+    if (tg_gpt_save(tu_tmp_path(name), m, with_opt ? opt : NULL, k, v, 2, err, sizeof err) != TG_OK)
         fail_msg("%s", err);
     tg_adamw_free(opt);
     tg_gpt_free(m);
@@ -71,7 +62,7 @@ static void save_good(const char *name, const tg_gpt_config *cfg, bool with_opt)
 static void expect_open_fails(const char *name, const char *message)
 {
     err[0] = '\0';
-    tg_checkpoint *c = tg_checkpoint_open(tmp_path(name), err, sizeof err);
+    tg_checkpoint *c = tg_checkpoint_open(tu_tmp_path(name), err, sizeof err);
     if (c || !strstr(err, message) || !strstr(err, name))
         fail_msg("%s: opened %s, message '%s' (expected '%s')", name, c ? "fine" : "not", err, message);
 }
@@ -88,7 +79,7 @@ static void test_round_trip(void **s)
         tg_adamw *opt;
         tg_gpt *m = trained(&cfg, &opt);
         const char *mk[] = {"seed", "note"}, *mv[] = {"9007199254740993", "a \"quoted\" note"};
-        const char *path = tmp_path("rt.st");
+        const char *path = tu_tmp_path("rt.st");
         assert_int_equal(tg_gpt_save(path, m, opt, mk, mv, 2, err, sizeof err), TG_OK);
 
         tg_checkpoint *c = tg_checkpoint_open(path, err, sizeof err);
@@ -143,7 +134,7 @@ static void test_round_trip(void **s)
 
     /* Without the optimizer: no moments in the file, and none to read. */
     save_good("model.st", &small, false);
-    tg_checkpoint *c = tg_checkpoint_open(tmp_path("model.st"), err, sizeof err);
+    tg_checkpoint *c = tg_checkpoint_open(tu_tmp_path("model.st"), err, sizeof err);
     assert_non_null(c);
     assert_false(tg_checkpoint_has_optimizer(c));
     assert_null(tg_checkpoint_meta(c, "optim_steps"));
@@ -158,7 +149,7 @@ static void test_round_trip(void **s)
 
 static void copy_prefix(const char *from, const char *to, long keep, long flip_at)
 {
-    FILE *fp = fopen(tmp_path(from), "rb");
+    FILE *fp = fopen(tu_tmp_path(from), "rb");
     assert_non_null(fp);
     static char buf[1 << 20];
     size_t n = fread(buf, 1, sizeof buf, fp);
@@ -167,7 +158,7 @@ static void copy_prefix(const char *from, const char *to, long keep, long flip_a
         n = (size_t)keep;
     if (flip_at >= 0)
         buf[flip_at] = '!';
-    fp = fopen(tmp_path(to), "wb");
+    fp = fopen(tu_tmp_path(to), "wb");
     assert_non_null(fp);
     assert_int_equal(fwrite(buf, 1, n, fp), n);
     fclose(fp);
@@ -177,7 +168,7 @@ static void test_bad_files(void **s)
 {
     (void)s;
     expect_open_fails("missing.st", "No such file");
-    assert_int_equal(mkdir(tmp_path("adir.st"), 0700), 0);
+    assert_int_equal(mkdir(tu_tmp_path("adir.st"), 0700), 0);
     expect_open_fails("adir.st", "not a regular file");
     save_good("good.st", &small, true);
     copy_prefix("good.st", "trunc.st", 3000, -1);
@@ -188,7 +179,7 @@ static void test_bad_files(void **s)
 
 static void rewrite(const char *to, tu_edit e)
 {
-    tu_st_rewrite(tmp_path("good.st"), tmp_path(to), keys, N_KEYS, e);
+    tu_st_rewrite(tu_tmp_path("good.st"), tu_tmp_path(to), keys, N_KEYS, e);
 }
 
 static void test_bad_metadata(void **s)
@@ -240,7 +231,7 @@ static void test_bad_metadata(void **s)
 
     /* The typed getters: the key and the value in every message. */
     rewrite("meta.st", (tu_edit){.key = "seed", .value = "18446744073709551616"});
-    tg_checkpoint *c = tg_checkpoint_open(tmp_path("meta.st"), err, sizeof err);
+    tg_checkpoint *c = tg_checkpoint_open(tu_tmp_path("meta.st"), err, sizeof err);
     assert_non_null(c);
     uint64_t u = 5;
     assert_int_equal(tg_checkpoint_meta_u64(c, "seed", &u, err, sizeof err), TG_ERR_FORMAT);
@@ -275,19 +266,19 @@ static void test_bad_tensors(void **s)
     for (int k = 0; k < 3; k++) {
         rewrite("nan.st", (tu_edit){.tensor = "transformer.h.0.attn.c_attn.weight", .poke = true, .index = 17,
                                     .number = bad[k]});
-        tg_checkpoint *c = tg_checkpoint_open(tmp_path("nan.st"), err, sizeof err);
+        tg_checkpoint *c = tg_checkpoint_open(tu_tmp_path("nan.st"), err, sizeof err);
         assert_non_null(c); /* the structure is fine: the values are checked as they are read */
         assert_null(tg_checkpoint_model(c, err, sizeof err));
         assert_non_null(strstr(err, "tensor 'transformer.h.0.attn.c_attn.weight' holds"));
         assert_non_null(strstr(err, "at index 17"));
         tg_checkpoint_close(c);
-        assert_null(tg_gpt_load(tmp_path("nan.st"), err, sizeof err));
+        assert_null(tg_gpt_load(tu_tmp_path("nan.st"), err, sizeof err));
     }
     const char *moments[] = {"optim.m.transformer.wte.weight", "optim.v.transformer.h.1.ln_2.bias"};
     const float values[] = {NAN, -1.0f};
     for (int k = 0; k < 2; k++) {
         rewrite("mom.st", (tu_edit){.tensor = moments[k], .poke = true, .index = 3, .number = values[k]});
-        tg_checkpoint *c = tg_checkpoint_open(tmp_path("mom.st"), err, sizeof err);
+        tg_checkpoint *c = tg_checkpoint_open(tu_tmp_path("mom.st"), err, sizeof err);
         assert_non_null(c);
         tg_gpt *m = tg_checkpoint_model(c, err, sizeof err);
         assert_non_null(m);
@@ -314,20 +305,20 @@ static void test_save_refuses_nan(void **s)
     tg_adamw *opt;
     tg_gpt *m = trained(&small, &opt);
     tg_adamw_v(opt, 5)[2] = INFINITY;
-    assert_int_equal(tg_gpt_save(tmp_path("keep.st"), m, opt, NULL, NULL, 0, err, sizeof err), TG_ERR_ARG);
+    assert_int_equal(tg_gpt_save(tu_tmp_path("keep.st"), m, opt, NULL, NULL, 0, err, sizeof err), TG_ERR_ARG);
     assert_non_null(strstr(err, "optim.v.transformer.h.0.attn.c_attn.bias[2] is inf"));
     tg_adamw_v(opt, 5)[2] = 0.0f;
     m->params[1]->data[0] = NAN;
-    assert_int_equal(tg_gpt_save(tmp_path("keep.st"), m, NULL, NULL, NULL, 0, err, sizeof err), TG_ERR_ARG);
+    assert_int_equal(tg_gpt_save(tu_tmp_path("keep.st"), m, NULL, NULL, NULL, 0, err, sizeof err), TG_ERR_ARG);
     assert_non_null(strstr(err, "transformer.wpe.weight[0] is nan"));
-    tg_checkpoint *c = tg_checkpoint_open(tmp_path("keep.st"), err, sizeof err);
+    tg_checkpoint *c = tg_checkpoint_open(tu_tmp_path("keep.st"), err, sizeof err);
     assert_non_null(c); /* still the good file */
     tg_checkpoint_close(c);
 
     /* A caller's key may not shadow the library's. */
     m->params[1]->data[0] = 0.0f;
     const char *k[] = {"layers"}, *v[] = {"9"};
-    assert_int_equal(tg_gpt_save(tmp_path("dup.st"), m, opt, k, v, 1, err, sizeof err), TG_ERR_ARG);
+    assert_int_equal(tg_gpt_save(tu_tmp_path("dup.st"), m, opt, k, v, 1, err, sizeof err), TG_ERR_ARG);
     assert_non_null(strstr(err, "duplicate metadata key \"layers\""));
     tg_adamw_free(opt);
     tg_gpt_free(m);
@@ -339,9 +330,9 @@ static void test_null_arguments(void **s)
     tg_adamw *opt;
     tg_gpt *m = trained(&small, &opt);
     assert_int_equal(tg_gpt_save(NULL, m, opt, NULL, NULL, 0, err, sizeof err), TG_ERR_ARG);
-    assert_int_equal(tg_gpt_save(tmp_path("x.st"), NULL, NULL, NULL, NULL, 0, err, sizeof err), TG_ERR_ARG);
-    assert_int_equal(tg_gpt_save(tmp_path("x.st"), m, opt, NULL, NULL, 1, err, sizeof err), TG_ERR_ARG);
-    assert_int_equal(tg_gpt_save(tmp_path("x.st"), m, opt, NULL, NULL, 0, NULL, 0), TG_OK);
+    assert_int_equal(tg_gpt_save(tu_tmp_path("x.st"), NULL, NULL, NULL, NULL, 0, err, sizeof err), TG_ERR_ARG);
+    assert_int_equal(tg_gpt_save(tu_tmp_path("x.st"), m, opt, NULL, NULL, 1, err, sizeof err), TG_ERR_ARG);
+    assert_int_equal(tg_gpt_save(tu_tmp_path("x.st"), m, opt, NULL, NULL, 0, NULL, 0), TG_OK);
     assert_null(tg_checkpoint_open(NULL, err, sizeof err));
     assert_null(tg_checkpoint_open(NULL, NULL, 0));
     assert_null(tg_checkpoint_config(NULL));
@@ -351,7 +342,7 @@ static void test_null_arguments(void **s)
     assert_int_equal(tg_checkpoint_optimizer(NULL, m, opt, err, sizeof err), TG_ERR_ARG);
     long long v;
     assert_int_equal(tg_checkpoint_meta_int(NULL, "x", 0, 1, &v, err, sizeof err), TG_ERR_ARG);
-    tg_checkpoint *c = tg_checkpoint_open(tmp_path("x.st"), err, sizeof err);
+    tg_checkpoint *c = tg_checkpoint_open(tu_tmp_path("x.st"), err, sizeof err);
     assert_non_null(c);
     assert_null(tg_checkpoint_meta(c, NULL));
     assert_int_equal(tg_checkpoint_meta_int(c, NULL, 0, 1, &v, err, sizeof err), TG_ERR_ARG);
@@ -435,8 +426,8 @@ static void test_config_params(void **s)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "%s", "/tmp/tg_ckpt_XXXXXX");
-    if (!mkdtemp(dir)) {
+    const char *dir = tu_tmp_dir_make("tg_ckpt_");
+    if (!dir) {
         perror("mkdtemp");
         return 1;
     }
@@ -447,9 +438,7 @@ int main(void)
         cmocka_unit_test(test_parse_numbers),   cmocka_unit_test(test_config_params),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (tu_tmp_dir_remove() != 0)
         fprintf(stderr, "could not remove %s\n", dir);
     return rc;
 }

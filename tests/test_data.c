@@ -11,21 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[64];
 static char err[512];
 
-static const char *tmp_path(const char *name)
-{
-    static char bufs[4][PATH_MAX];
-    static int next;
-    char *p = bufs[next++ % 4];
-    snprintf(p, PATH_MAX, "%s/%s", dir, name);
-    return p;
-}
 
 static void spit(const char *name, const void *b, size_t len)
 {
-    FILE *f = fopen(tmp_path(name), "wb");
+    FILE *f = fopen(tu_tmp_path(name), "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(b, 1, len, f), len);
     assert_int_equal(fclose(f), 0);
@@ -72,7 +63,7 @@ static void test_text(void **s)
     spit("t.txt", text, sizeof text - 1);
     tg_tokens t;
     tg_byte_vocab v;
-    assert_int_equal(tg_text_load(tmp_path("t.txt"), &t, &v, err, sizeof err), TG_OK);
+    assert_int_equal(tg_text_load(tu_tmp_path("t.txt"), &t, &v, err, sizeof err), TG_OK);
     assert_int_equal(t.n, (long)sizeof text - 1);
     /* \t \n \r space , d e h l o r w, in byte order */
     const char *expect_bytes = "\t\n\r ,dehlorw";
@@ -113,11 +104,11 @@ static void test_text(void **s)
     for (int i = 0; i < (int)sizeof all; i++)
         all[i] = (unsigned char)(i % 255 + 1) < 0x20 && i % 255 + 1 != '\n' ? 'a' : (unsigned char)(i % 255 + 1);
     spit("high.txt", all, sizeof all);
-    assert_int_equal(tg_text_load(tmp_path("high.txt"), &t, &v, err, sizeof err), TG_OK);
+    assert_int_equal(tg_text_load(tu_tmp_path("high.txt"), &t, &v, err, sizeof err), TG_OK);
     tg_tokens_free(&t);
 
     spit("empty.txt", "", 0);
-    assert_int_equal(tg_text_load(tmp_path("empty.txt"), &t, &v, err, sizeof err), TG_OK);
+    assert_int_equal(tg_text_load(tu_tmp_path("empty.txt"), &t, &v, err, sizeof err), TG_OK);
     assert_int_equal(t.n, 0);
     assert_int_equal(v.size, 0);
     tg_tokens_free(&t);
@@ -129,7 +120,7 @@ static void test_not_text(void **s)
     tg_tokens t;
     tg_byte_vocab v;
     spit("nul.txt", "abc\0def", 7);
-    expect_fail(tg_text_load(tmp_path("nul.txt"), &t, &v, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_text_load(tu_tmp_path("nul.txt"), &t, &v, err, sizeof err), TG_ERR_FORMAT,
                 "nul.txt is not text: a NUL byte at offset 3");
     assert_null(t.ids);
     unsigned char ctl[100];
@@ -137,21 +128,21 @@ static void test_not_text(void **s)
     for (int i = 0; i < 11; i++)
         ctl[9 * i] = 0x01;
     spit("ctl.bin", ctl, sizeof ctl);
-    expect_fail(tg_text_load(tmp_path("ctl.bin"), &t, &v, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_text_load(tu_tmp_path("ctl.bin"), &t, &v, err, sizeof err), TG_ERR_FORMAT,
                 "11 of its 100 bytes are control characters");
     ctl[0] = 'x'; /* 10 of 100: still text */
     spit("ctl.txt", ctl, sizeof ctl);
-    assert_int_equal(tg_text_load(tmp_path("ctl.txt"), &t, &v, err, sizeof err), TG_OK);
+    assert_int_equal(tg_text_load(tu_tmp_path("ctl.txt"), &t, &v, err, sizeof err), TG_OK);
     tg_tokens_free(&t);
 
     /* Special files are refused without reading (or waiting on) them. */
-    expect_fail(tg_text_load(tmp_path("none.txt"), &t, &v, err, sizeof err), TG_ERR_IO,
+    expect_fail(tg_text_load(tu_tmp_path("none.txt"), &t, &v, err, sizeof err), TG_ERR_IO,
                 "cannot open");
     expect_fail(tg_text_load("/dev/zero", &t, &v, err, sizeof err), TG_ERR_IO, "/dev/zero is a device");
-    expect_fail(tg_text_load(dir, &t, &v, err, sizeof err), TG_ERR_IO, "is a directory");
-    assert_int_equal(mkfifo(tmp_path("fifo"), 0600), 0);
-    expect_fail(tg_text_load(tmp_path("fifo"), &t, &v, err, sizeof err), TG_ERR_IO, "fifo is a FIFO");
-    expect_fail(tg_tokens_load(tmp_path("fifo"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_IO, "a FIFO");
+    expect_fail(tg_text_load(tu_tmp_path("."), &t, &v, err, sizeof err), TG_ERR_IO, "is a directory");
+    assert_int_equal(mkfifo(tu_tmp_path("fifo"), 0600), 0);
+    expect_fail(tg_text_load(tu_tmp_path("fifo"), &t, &v, err, sizeof err), TG_ERR_IO, "fifo is a FIFO");
+    expect_fail(tg_tokens_load(tu_tmp_path("fifo"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_IO, "a FIFO");
     expect_fail(tg_text_load(NULL, &t, &v, err, sizeof err), TG_ERR_ARG, "NULL");
 }
 
@@ -161,62 +152,62 @@ static void test_token_files(void **s)
     const uint16_t tok[] = {0, 1, 50256, 300, 7, 65535, 258};
     tg_tokens t;
     write_u16("raw.bin", tok, 7);
-    assert_int_equal(tg_tokens_load(tmp_path("raw.bin"), TG_TOKENS_U16, 65536, &t, err, sizeof err), TG_OK);
+    assert_int_equal(tg_tokens_load(tu_tmp_path("raw.bin"), TG_TOKENS_U16, 65536, &t, err, sizeof err), TG_OK);
     assert_int_equal(t.n, 7);
     assert_int_equal(t.vocab, 65536);
     for (int i = 0; i < 7; i++)
         assert_int_equal(t.ids[i], tok[i]);
     tg_tokens_free(&t);
-    expect_fail(tg_tokens_load(tmp_path("raw.bin"), TG_TOKENS_U16, 50257, &t, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_tokens_load(tu_tmp_path("raw.bin"), TG_TOKENS_U16, 50257, &t, err, sizeof err), TG_ERR_FORMAT,
                 "raw.bin: token 65535 at position 5 is not below the vocabulary size 50257");
     assert_null(t.ids);
-    expect_fail(tg_tokens_load(tmp_path("raw.bin"), TG_TOKENS_U16, 0, &t, err, sizeof err), TG_ERR_ARG,
+    expect_fail(tg_tokens_load(tu_tmp_path("raw.bin"), TG_TOKENS_U16, 0, &t, err, sizeof err), TG_ERR_ARG,
                 "a raw uint16 token file needs one from 1 to 65536");
     spit("odd.bin", "abc", 3);
-    expect_fail(tg_tokens_load(tmp_path("odd.bin"), TG_TOKENS_U16, 100, &t, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_tokens_load(tu_tmp_path("odd.bin"), TG_TOKENS_U16, 100, &t, err, sizeof err), TG_ERR_FORMAT,
                 "3 bytes, an odd number");
 
     write_llmc("l.bin", 20240520, 1, 7, tok, 7);
-    assert_int_equal(tg_tokens_load(tmp_path("l.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_OK);
+    assert_int_equal(tg_tokens_load(tu_tmp_path("l.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_OK);
     assert_int_equal(t.n, 7);
     assert_int_equal(t.vocab, 65536); /* the largest token + 1 */
     for (int i = 0; i < 7; i++)
         assert_int_equal(t.ids[i], tok[i]);
     tg_tokens_free(&t);
-    expect_fail(tg_tokens_load(tmp_path("l.bin"), TG_TOKENS_LLMC, 50304, &t, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_tokens_load(tu_tmp_path("l.bin"), TG_TOKENS_LLMC, 50304, &t, err, sizeof err), TG_ERR_FORMAT,
                 "token 65535 at position 5 is not below the vocabulary size 50304");
     write_llmc("l2.bin", 20240520, 1, 3, tok + 2, 3);
-    assert_int_equal(tg_tokens_load(tmp_path("l2.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_OK);
+    assert_int_equal(tg_tokens_load(tu_tmp_path("l2.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_OK);
     assert_int_equal(t.vocab, 50257);
     tg_tokens_free(&t);
 
     write_llmc("magic.bin", 20240521, 1, 7, tok, 7);
-    expect_fail(tg_tokens_load(tmp_path("magic.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_tokens_load(tu_tmp_path("magic.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
                 "not an llm.c token file (magic 20240521, expected 20240520)");
     write_llmc("version.bin", 20240520, 2, 7, tok, 7);
-    expect_fail(tg_tokens_load(tmp_path("version.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_tokens_load(tu_tmp_path("version.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
                 "version 2");
     write_llmc("count.bin", 20240520, 1, 8, tok, 7);
-    expect_fail(tg_tokens_load(tmp_path("count.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_tokens_load(tu_tmp_path("count.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
                 "the header says 8 tokens (16 bytes after it), the file has 14 bytes after it");
     write_llmc("neg.bin", 20240520, 1, -1, tok, 7);
-    expect_fail(tg_tokens_load(tmp_path("neg.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_tokens_load(tu_tmp_path("neg.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
                 "the header says 4294967295 tokens");
     write_llmc("short.bin", 20240520, 1, 7, tok, 7);
-    FILE *f = fopen(tmp_path("short.bin"), "r+b");
+    FILE *f = fopen(tu_tmp_path("short.bin"), "r+b");
     assert_non_null(f);
     assert_int_equal(ftruncate(fileno(f), 1000), 0);
     fclose(f);
-    expect_fail(tg_tokens_load(tmp_path("short.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_tokens_load(tu_tmp_path("short.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
                 "1000 bytes, too short for llm.c's 1024-byte header");
     /* Text given as a token file: the format is the caller's word, and
      * text fails llm.c's magic. */
     spit("text.bin", "just some text, long enough to be more than a header? no.", 58);
-    expect_fail(tg_tokens_load(tmp_path("text.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
+    expect_fail(tg_tokens_load(tu_tmp_path("text.bin"), TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_FORMAT,
                 "too short");
-    expect_fail(tg_tokens_load(tmp_path("l.bin"), (tg_token_format)5, 0, &t, err, sizeof err), TG_ERR_ARG,
+    expect_fail(tg_tokens_load(tu_tmp_path("l.bin"), (tg_token_format)5, 0, &t, err, sizeof err), TG_ERR_ARG,
                 "unknown format");
-    expect_fail(tg_tokens_load(tmp_path("l.bin"), TG_TOKENS_LLMC, 65537, &t, err, sizeof err), TG_ERR_ARG,
+    expect_fail(tg_tokens_load(tu_tmp_path("l.bin"), TG_TOKENS_LLMC, 65537, &t, err, sizeof err), TG_ERR_ARG,
                 "vocabulary size 65537");
     expect_fail(tg_tokens_load(NULL, TG_TOKENS_LLMC, 0, &t, err, sizeof err), TG_ERR_ARG, "NULL");
 }
@@ -264,8 +255,8 @@ static void test_batches(void **s)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "%s", "/tmp/tg_data_XXXXXX");
-    if (!mkdtemp(dir)) {
+    const char *dir = tu_tmp_dir_make("tg_data_");
+    if (!dir) {
         perror("mkdtemp");
         return 1;
     }
@@ -276,9 +267,7 @@ int main(void)
         cmocka_unit_test(test_batches),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (tu_tmp_dir_remove() != 0)
         fprintf(stderr, "could not remove %s\n", dir);
     return rc;
 }

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <unistd.h>
 
 tg_tensor *tu_param(tg_rng *r, const int *shape, int ndim, float std)
 {
@@ -113,4 +115,28 @@ void tu_st_rewrite(const char *src, const char *dst, const char *const *keys, in
     free(mk);
     free(mv);
     tg_safetensors_close(f);
+}
+
+static char tmp_dir[64];
+
+const char *tu_tmp_dir_make(const char *prefix)
+{
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/%sXXXXXX", prefix);
+    return mkdtemp(tmp_dir);
+}
+
+const char *tu_tmp_path(const char *name)
+{
+    static char bufs[4][PATH_MAX];
+    static int next;
+    char *p = bufs[next++ % 4];
+    snprintf(p, PATH_MAX, "%s/%s", tmp_dir, name);
+    return p;
+}
+
+int tu_tmp_dir_remove(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+    return system(cmd);
 }

@@ -25,6 +25,14 @@ void tu_gradcheck(const char *what, tg_loss_fn fn, void *ctx, tg_tensor *const *
  * fails the test when the file is missing. */
 float *tu_fixture(const char *name, size_t *n);
 
+/* A scratch directory for one test program: tu_tmp_dir_make creates it
+ * under /tmp (prefix + random letters) and returns its path, NULL on
+ * failure; tu_tmp_path gives dir/name (four results stay valid at a time);
+ * tu_tmp_dir_remove deletes it with everything in it, 0 on success. */
+const char *tu_tmp_dir_make(const char *prefix);
+const char *tu_tmp_path(const char *name);
+int tu_tmp_dir_remove(void);
+
 /* Largest |a - b| over n elements. */
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
 
