@@ -97,7 +97,7 @@ static void run_builtin(void *p)
 {
     job *j = p;
     tg_gemm_builtin(j->ta, j->tb, j->m, j->n, j->k, 1.0f, j->a, j->ta ? j->m : j->k, j->b,
-                    j->tb ? j->k : j->n, 0.0f, j->c, j->n);
+                    j->tb ? j->k : j->n, 0.0f, NULL, j->c, j->n);
 }
 
 #ifdef TG_HAVE_BLAS

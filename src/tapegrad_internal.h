@@ -123,6 +123,9 @@ void tg_swiglu_row(const float *restrict a, const float *restrict b, float *rest
 void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, int lda, const float *b, int ldb, float beta,
              float *c, int ldc);
+/* C = op(A) op(B) + bias, the row bias[n] added to every row of C. */
+void tg_gemm_bias(bool trans_a, bool trans_b, int m, int n, int k, const float *a, int lda,
+                  const float *b, int ldb, const float *bias, float *c, int ldc);
 /* Products of at least this many multiply-adds go to OpenBLAS when it is
  * linked; the environment variable TG_GEMM_BLAS_MIN_FLOPS overrides it (0
  * sends every product there). The default sends none: in bench_gemm on this
@@ -138,10 +141,11 @@ void tg_gemm_reference(bool trans_a, bool trans_b, int m, int n, int k, float al
                        const float *a, int lda, const float *b, int ldb, float *c, int ldc);
 /* Frees the calling thread's packing buffers (the pool's workers, on exit). */
 void tg_gemm_thread_exit(void);
-/* The built-in backend, whatever tg_gemm dispatches to (tests compare them). */
+/* The built-in backend, whatever tg_gemm dispatches to (tests compare them):
+ * tg_gemm when bias is NULL, else tg_gemm_bias with its alpha and beta. */
 void tg_gemm_builtin(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                      const float *a, int lda, const float *b, int ldb, float beta,
-                     float *c, int ldc);
+                     const float *bias, float *c, int ldc);
 /* Recorded node i (benchmarks run kernels on their own); NULL out of range. */
 tg_node *tg_tape_node(tg_tape *t, int i);
 /* All recorded nodes, oldest first (the gradient report walks them). */

@@ -192,9 +192,7 @@ int tg_generator_length(const tg_generator *g)
 static void linear(const float *in, int n, const tg_tensor *w, const tg_tensor *b, float *out)
 {
     int nout = w->shape[0], nin = w->shape[1];
-    for (int r = 0; r < n; r++)
-        memcpy(out + (size_t)r * nout, b->data, (size_t)nout * sizeof(float));
-    tg_gemm(false, true, n, nout, nin, 1.0f, in, nin, w->data, nin, 1.0f, out, nout);
+    tg_gemm_bias(false, true, n, nout, nin, in, nin, w->data, nin, b->data, out, nout);
 }
 
 /* The model's norm (LayerNorm, or RMSNorm without b) on n rows. */

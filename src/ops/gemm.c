@@ -66,14 +66,20 @@ static inline __attribute__((always_inline)) void micro_kernel(int kc, const flo
     }
 }
 
-static void store_tile(vf acc[MR][NV], float alpha, float *c, int ldc, int mr, int nr)
+/* C = alpha * acc + base for the tile's mr x nr elements, the base being
+ * the bias row's elements when there is one, else beta * C (beta 0 ignores
+ * what C held, NaN included, as BLAS does). */
+static void store_tile(vf acc[MR][NV], float alpha, float beta, const float *bias, float *c, int ldc, int mr,
+                       int nr)
 {
     if (mr == MR && nr == NR) {
         for (int i = 0; i < MR; i++)
             for (int v = 0; v < NV; v++) {
-                vf cv;
-                memcpy(&cv, c + (size_t)i * ldc + v * VL, sizeof cv);
-                cv += alpha * acc[i][v];
+                vf cv = alpha * acc[i][v], base;
+                if (bias || beta != 0.0f) {
+                    memcpy(&base, bias ? bias + v * VL : c + (size_t)i * ldc + v * VL, sizeof base);
+                    cv += bias || beta == 1.0f ? base : beta * base;
+                }
                 memcpy(c + (size_t)i * ldc + v * VL, &cv, sizeof cv);
             }
         return;
@@ -81,8 +87,10 @@ static void store_tile(vf acc[MR][NV], float alpha, float *c, int ldc, int mr, i
     float tile[MR][NR];
     memcpy(tile, acc, sizeof tile);
     for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++)
-            c[(size_t)i * ldc + j] += alpha * tile[i][j];
+        for (int j = 0; j < nr; j++) {
+            float *cij = c + (size_t)i * ldc + j;
+            *cij = alpha * tile[i][j] + (bias ? bias[j] : beta == 0.0f ? 0.0f : beta == 1.0f ? *cij : beta * *cij);
+        }
 }
 
 /* Strip js of op(B)[p0 .. p0+kc, j0 .. j0+nc], NR wide, zero-padded. */
@@ -147,11 +155,15 @@ void tg_gemm_thread_exit(void)
     b_buf = (pack_buf){NULL, 0};
 }
 
-static void scale_c(int m, int n, float beta, float *c, int ldc)
+/* C = bias in every row, or beta * C: the GEMM's start when it cannot fold
+ * that into its stores. */
+static void init_c(int m, int n, float beta, const float *bias, float *c, int ldc)
 {
     for (int i = 0; i < m; i++) {
         float *ci = c + (size_t)i * ldc;
-        if (beta == 0.0f)
+        if (bias)
+            memcpy(ci, bias, (size_t)n * sizeof(float));
+        else if (beta == 0.0f)
             memset(ci, 0, (size_t)n * sizeof(float));
         else if (beta != 1.0f)
             for (int j = 0; j < n; j++)
@@ -166,8 +178,8 @@ static void scale_c(int m, int n, float beta, float *c, int ldc)
 typedef struct gemm_job {
     bool ta, tb;
     int m, n, k, lda, ldb, ldc, j0, nc, ng;
-    float alpha;
-    const float *a, *b;
+    float alpha, beta;
+    const float *a, *b, *bias;
     float *c, *bp;
 } gemm_job;
 
@@ -181,9 +193,12 @@ static int groups_of(const gemm_job *g)
  * k-major; plain A is read row by row, 12 rows at once): packing them would
  * be one more pass over A, which for the narrow products of a small model
  * cost a third of the time. Partial strips are packed, zero-padded, into
- * spare (MR x KC floats). */
+ * spare (MR x KC floats). The first slice (p0 0) stores onto beta * C or
+ * the bias (its columns from c's first, `bias`), so C is started by the
+ * thread that owns those rows rather than in a serial pass that would also
+ * pull all of C into the calling thread's cache. */
 static void block_rows(const gemm_job *g, int i0, int mc, int p0, int kc, const float *bp, int ng, float *c,
-                       float *spare)
+                       const float *bias, float *spare)
 {
     for (int is = 0; is < mc; is += MR) {
         int h = mc - is < MR ? mc - is : MR;
@@ -200,7 +215,8 @@ static void block_rows(const gemm_job *g, int i0, int mc, int p0, int kc, const 
                 micro_kernel(kc, a, (size_t)g->lda, 1, b, acc);
             else
                 micro_kernel(kc, a, 1, (size_t)g->lda, b, acc);
-            store_tile(acc, g->alpha, c + (size_t)is * g->ldc + js, g->ldc, h, ng - js < NR ? ng - js : NR);
+            store_tile(acc, g->alpha, p0 == 0 ? g->beta : 1.0f, p0 == 0 && bias ? bias + js : NULL,
+                       c + (size_t)is * g->ldc + js, g->ldc, h, ng - js < NR ? ng - js : NR);
         }
     }
 }
@@ -222,10 +238,11 @@ static void compute_chunk(void *ctx, long item)
     int g0 = (int)(item % groups_of(g)) * g->ng, ng = g->nc - g0 < g->ng ? g->nc - g0 : g->ng;
     float spare[KC * MR] __attribute__((aligned(64)));
     size_t npad = (size_t)(g->nc + NR - 1) / NR * NR;
+    const float *bias = g->bias ? g->bias + g->j0 + g0 : NULL;
     for (int p0 = 0; p0 < g->k; p0 += KC) {
         int kc = g->k - p0 < KC ? g->k - p0 : KC;
         block_rows(g, i0, mc, p0, kc, g->bp + (size_t)p0 * npad + (size_t)g0 * kc, ng,
-                   g->c + (size_t)i0 * g->ldc + g->j0 + g0, spare);
+                   g->c + (size_t)i0 * g->ldc + g->j0 + g0, bias, spare);
     }
 }
 
@@ -240,15 +257,17 @@ static int group_width(int nc, long rows)
     return ng;
 }
 
-void tg_gemm_builtin(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
-                     const float *b, int ldb, float beta, float *c, int ldc)
+void tg_gemm_builtin(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                     int ldb, float beta, const float *bias, float *c, int ldc)
 {
-    scale_c(m, n, beta, c, ldc);
-    if (k == 0 || alpha == 0.0f)
+    if (k == 0 || alpha == 0.0f) {
+        init_c(m, n, beta, bias, c, ldc);
         return;
+    }
     int panel = n < NC ? n : NC;
     float *bp = pack_space(&b_buf, (size_t)k * ((panel + NR - 1) / NR * NR));
     if (!bp) {
+        init_c(m, n, beta, bias, c, ldc);
         tg_gemm_reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc);
         return;
     }
@@ -257,7 +276,7 @@ void tg_gemm_builtin(bool ta, bool tb, int m, int n, int k, float alpha, const f
     long slices = (k + KC - 1) / KC, rows = (m + MC - 1) / MC;
     for (int j0 = 0; j0 < n; j0 += NC) {
         int nc = n - j0 < NC ? n - j0 : NC;
-        gemm_job g = {ta, tb, m, n, k, lda, ldb, ldc, j0, nc, group_width(nc, rows), alpha, a, b, c, bp};
+        gemm_job g = {ta, tb, m, n, k, lda, ldb, ldc, j0, nc, group_width(nc, rows), alpha, beta, a, b, bias, c, bp};
         if (split) {
             tg_parallel_for(slices * groups_of(&g), pack_chunk, &g);
             tg_parallel_for(rows * groups_of(&g), compute_chunk, &g);
@@ -306,5 +325,18 @@ void tg_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const
         return;
     }
 #endif
-    tg_gemm_builtin(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    tg_gemm_builtin(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, NULL, c, ldc);
+}
+
+void tg_gemm_bias(bool trans_a, bool trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                  const float *bias, float *c, int ldc)
+{
+#ifdef TG_HAVE_BLAS
+    if ((double)m * n * k >= blas_min_flops()) {
+        init_c(m, n, 0.0f, bias, c, ldc);
+        tg_gemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c, ldc);
+        return;
+    }
+#endif
+    tg_gemm_builtin(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, bias, c, ldc);
 }

@@ -8,8 +8,8 @@
  * are rows of one [M, K] matrix, which is how a linear layer sees [B, T, C].
  *
  * An optional bias row [N] is added to every row of C (a linear layer):
- * the forward starts C as copies of it and lets the GEMM accumulate, and the
- * backward adds dC's column sums to dbias. Fused, it saves an add op's pass
+ * the GEMM stores its first partial sums onto it, and the backward adds dC's
+ * column sums to dbias. Fused, it saves an add op's pass
  * over C and its gradient, 5% of a shakespeare training step. */
 #include "tapegrad_internal.h"
 
@@ -69,10 +69,8 @@ void tg_matmul_forward(tg_node *n)
     bool ta = n->i[0], tb = n->i[1];
     int m = n->i[2], k = n->i[3], nn = tg_cols(n->out);
     const tg_tensor *bias = n->n_in == 3 ? n->in[2] : NULL;
-    for (int r = 0; bias && r < m; r++)
-        memcpy(n->out->data + (size_t)r * nn, bias->data, (size_t)nn * sizeof(float));
-    tg_gemm(ta, tb, m, nn, k, 1.0f, n->in[0]->data, tg_cols(n->in[0]), n->in[1]->data,
-            tg_cols(n->in[1]), bias ? 1.0f : 0.0f, n->out->data, nn);
+    tg_gemm_bias(ta, tb, m, nn, k, n->in[0]->data, tg_cols(n->in[0]), n->in[1]->data, tg_cols(n->in[1]),
+                 bias ? bias->data : NULL, n->out->data, nn);
 }
 
 /* db[j] += sum over rows of dc[r][j], rows in order (the same sum for any
