@@ -92,15 +92,17 @@ void tg_matmul_backward(tg_node *n)
     if (n->n_in == 3 && n->in[2]->grad)
         add_column_sums(n->in[2]->grad, dc, m, nn);
     if (a->grad) {
+        float beta = tg_grad_claim(n->in[0]) ? 0.0f : 1.0f;
         if (!ta)
-            tg_gemm(false, !tb, m, k, nn, 1.0f, dc, nn, b->data, ldb, 1.0f, a->grad, lda);
+            tg_gemm(false, !tb, m, k, nn, 1.0f, dc, nn, b->data, ldb, beta, a->grad, lda);
         else
-            tg_gemm(tb, true, k, m, nn, 1.0f, b->data, ldb, dc, nn, 1.0f, a->grad, lda);
+            tg_gemm(tb, true, k, m, nn, 1.0f, b->data, ldb, dc, nn, beta, a->grad, lda);
     }
     if (b->grad) {
+        float beta = tg_grad_claim(n->in[1]) ? 0.0f : 1.0f;
         if (!tb)
-            tg_gemm(!ta, false, k, nn, m, 1.0f, a->data, lda, dc, nn, 1.0f, b->grad, ldb);
+            tg_gemm(!ta, false, k, nn, m, 1.0f, a->data, lda, dc, nn, beta, b->grad, ldb);
         else
-            tg_gemm(true, ta, nn, k, m, 1.0f, dc, nn, a->data, lda, 1.0f, b->grad, ldb);
+            tg_gemm(true, ta, nn, k, m, 1.0f, dc, nn, a->data, lda, beta, b->grad, ldb);
     }
 }

@@ -221,6 +221,33 @@ void *tg_arena_alloc(tg_tape *t, size_t bytes)
     return c->mem + c->base;
 }
 
+/* A tape's tensor, with what only the backward walk needs to know of it. */
+typedef struct activation {
+    tg_tensor x; /* first, so a tg_tensor * of a tape tensor points here */
+    bool grad_unwritten;
+} activation;
+
+static bool *grad_unwritten(tg_tensor *x)
+{
+    return x->tape ? &((activation *)x)->grad_unwritten : NULL;
+}
+
+bool tg_grad_claim(tg_tensor *x)
+{
+    bool *u = grad_unwritten(x);
+    if (!u || !*u)
+        return false;
+    *u = false;
+    return true;
+}
+
+/* Zeroes x's gradient if no kernel has written it yet. */
+static void grad_settle(tg_tensor *x)
+{
+    if (x->grad && tg_grad_claim(x))
+        memset(x->grad, 0, x->size * sizeof(float));
+}
+
 static tg_tensor *arena_tensor(tg_tape *t, int ndim, const int *shape, const char *who)
 {
     if (ndim < 1 || ndim > TG_MAX_DIMS) {
@@ -232,11 +259,12 @@ static tg_tensor *arena_tensor(tg_tape *t, int ndim, const int *shape, const cha
         tg_tape_fail(t, TG_ERR_SHAPE, "%s: every dimension must be positive", who);
         return NULL;
     }
-    tg_tensor *x = tg_arena_alloc(t, sizeof *x);
+    activation *a = tg_arena_alloc(t, sizeof *a);
     float *data = tg_arena_alloc(t, size * sizeof(float));
-    if (!x || !data)
+    if (!a || !data)
         return NULL;
-    memset(x, 0, sizeof *x);
+    memset(a, 0, sizeof *a);
+    tg_tensor *x = &a->x;
     x->tape = t;
     x->generation = t->generation;
     x->data = data;
@@ -415,25 +443,36 @@ tg_status tg_backward(tg_tape *t, tg_tensor *loss)
         tg_tape_fail(t, TG_ERR_ARG, "tg_backward: loss is %f", (double)loss->data[0]);
         return t->status;
     }
-    /* Activation gradients start at zero; kernels only accumulate. */
+    /* Activation gradients start at zero, but are not zeroed here: a pass
+     * over every one of them before the walk was a tenth of a small model's
+     * step, spent on one thread. Each starts unwritten (reading as zero); the
+     * first kernel to reach it either stores into it (matmul, see
+     * tg_grad_claim) or finds it zeroed by the walk just before, while it
+     * is about to be used and can stay in cache. */
     for (int i = 0; i <= last; i++) {
         tg_tensor *out = t->nodes[i].out;
         if (!out->requires_grad)
             continue;
         if (!out->grad && !(out->grad = tg_arena_alloc(t, out->size * sizeof(float))))
             return t->status;
-        memset(out->grad, 0, out->size * sizeof(float));
+        *grad_unwritten(out) = true;
     }
     if (!loss->requires_grad)
         return TG_OK;
     hidden_grad *hidden = hide_frozen_grads(t, last);
     if (!hidden)
         return t->status;
+    tg_grad_claim(loss);
     loss->grad[0] = 1.0f;
     for (int i = last; i >= 0; i--) {
         tg_node *n = &t->nodes[i];
-        if (n->out->requires_grad)
-            run_kernel(t, n, 1);
+        if (!n->out->requires_grad)
+            continue;
+        grad_settle(n->out); /* nothing used it: its gradient is zero */
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] && !(n->op == TG_OP_MATMUL && j < 2)) /* matmul claims its factors' */
+                grad_settle(n->in[j]);
+        run_kernel(t, n, 1);
     }
     for (hidden_grad *h = hidden; h->x; h++)
         h->x->grad = h->grad;
