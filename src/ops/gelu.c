@@ -4,7 +4,11 @@
  *   u = s (x + a x^3),  s = sqrt(2/pi),  a = 0.044715
  *   y = 0.5 x (1 + tanh u)
  *   dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) s (1 + 3 a x^2)
- * tanh is vmath.h's, which vectorises (libm's tanhf does not).
+ * computed through 0.5 (1 + tanh u) = sigmoid(2u) = g = 1 / (1 + exp(-2u)),
+ * for which 0.5 (1 - tanh^2 u) = 2 g (1 - g):
+ *   y = x g,   dy/dx = g + 2 x g (1 - g) s (1 + 3 a x^2)
+ * One exp and one division, with no cancellation in 1 + tanh u where x is
+ * negative; exp is vmath.h's, which vectorises (libm's does not).
  *
  * The exact form with erf (PyTorch's default, nn.GELU()):
  *   y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
@@ -26,20 +30,37 @@ tg_tensor *tg_gelu(tg_tape *t, tg_tensor *x)
     return tg_tape_emit(t, &n, x->ndim, x->shape);
 }
 
+/* g = sigmoid(2u) at x. Beyond |x| = 10, g is 1 or 0 in float (1 - g(10)
+ * is 1e-38), and x^3 must not reach the terms: exp's clamp would keep g
+ * from reaching 0, and g (1 - g) x^3 would then grow without bound. So x is
+ * clamped to 10 in size and g set to 0 where exp's argument is beyond 87
+ * (x below -9.99). A NaN passes through. Selects only, so the loops
+ * vectorise. */
+#define GELU_EDGE 10.0f
+
+static inline float clamp_edge(float x)
+{
+    x = x < -GELU_EDGE ? -GELU_EDGE : x;
+    return x > GELU_EDGE ? GELU_EDGE : x;
+}
+
+static inline float gate(float xc)
+{
+    float arg = -2.0f * GELU_S * (xc + GELU_A * xc * xc * xc);
+    return (arg > 87.0f ? 0.0f : 1.0f) / (1.0f + tg_vexp(arg));
+}
+
 void tg_gelu_span(const float *restrict x, float *restrict y, long n)
 {
-    for (long i = 0; i < n; i++) {
-        float u = GELU_S * (x[i] + GELU_A * x[i] * x[i] * x[i]);
-        y[i] = 0.5f * x[i] * (1.0f + tg_vtanh(u));
-    }
+    for (long i = 0; i < n; i++)
+        y[i] = x[i] * gate(clamp_edge(x[i]));
 }
 
 static void backward_span(const float *restrict x, const float *restrict dy, float *restrict dx, long n)
 {
     for (long i = 0; i < n; i++) {
-        float xi = x[i];
-        float th = tg_vtanh(GELU_S * (xi + GELU_A * xi * xi * xi));
-        float d = 0.5f * (1.0f + th) + 0.5f * xi * (1.0f - th * th) * GELU_S * (1.0f + 3.0f * GELU_A * xi * xi);
+        float xc = clamp_edge(x[i]), g = gate(xc);
+        float d = g + 2.0f * xc * g * (1.0f - g) * GELU_S * (1.0f + 3.0f * GELU_A * xc * xc);
         dx[i] += d * dy[i];
     }
 }

@@ -22,7 +22,8 @@
 
 static inline float tg_vexp(float x)
 {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
     /* Adding and taking away 1.5 * 2^23 rounds to an integer in the FPU's
      * round-to-nearest; floorf would stop GCC from vectorising the loop. */
     float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
