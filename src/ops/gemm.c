@@ -207,7 +207,9 @@ static void block_rows(const gemm_job *g, int i0, int mc, int p0, int kc, const 
         const float *a = g->ta ? g->a + (size_t)p0 * g->lda + i0 + is : g->a + (size_t)(i0 + is) * g->lda + p0;
         for (int js = 0; js < ng; js += NR) {
             vf acc[MR][NV];
-            memset(acc, 0, sizeof acc);
+            for (int i = 0; i < MR; i++) /* not memset: GCC then keeps acc in memory */
+                for (int v = 0; v < NV; v++)
+                    acc[i][v] = (vf){0};
             const float *b = bp + (size_t)js * kc;
             if (h < MR)
                 micro_kernel(kc, spare, MR, 1, b, acc);

@@ -40,24 +40,40 @@ tg_tensor *tg_residual(tg_tape *t, tg_tensor *x, tg_tensor *f)
     return tg_residual_scaled(t, x, f, 1.0f);
 }
 
-void tg_residual_forward(tg_node *n)
+/* Spans of a fixed length, handed to the pool: elementwise, so any split
+ * gives the same bits. */
+enum { SPAN = 16384 };
+
+static void forward_span(void *ctx, long s)
 {
+    const tg_node *n = ctx;
     const float *x = n->in[0]->data, *f = n->in[1]->data;
     float *z = n->out->data, alpha = n->f[0];
-    for (size_t i = 0; i < n->out->size; i++)
+    size_t end = (size_t)(s + 1) * SPAN < n->out->size ? (size_t)(s + 1) * SPAN : n->out->size;
+    for (size_t i = (size_t)s * SPAN; i < end; i++)
         z[i] = alpha * x[i] + f[i];
+}
+
+void tg_residual_forward(tg_node *n)
+{
+    tg_parallel_for(tg_chunks((long)n->out->size, SPAN), forward_span, n);
+}
+
+static void backward_span(void *ctx, long s)
+{
+    const tg_node *n = ctx;
+    const float *dz = n->out->grad;
+    float *dx = n->in[0]->grad, *df = n->in[1]->grad, alpha = n->f[0];
+    size_t end = (size_t)(s + 1) * SPAN < n->out->size ? (size_t)(s + 1) * SPAN : n->out->size;
+    for (size_t i = (size_t)s * SPAN; dx && i < end; i++)
+        dx[i] += alpha * dz[i];
+    for (size_t i = (size_t)s * SPAN; df && i < end; i++)
+        df[i] += dz[i];
 }
 
 void tg_residual_backward(tg_node *n)
 {
-    const float *dz = n->out->grad;
-    float *dx = n->in[0]->grad, *df = n->in[1]->grad, alpha = n->f[0];
-    if (dx)
-        for (size_t i = 0; i < n->out->size; i++)
-            dx[i] += alpha * dz[i];
-    if (df)
-        for (size_t i = 0; i < n->out->size; i++)
-            df[i] += dz[i];
+    tg_parallel_for(tg_chunks((long)n->out->size, SPAN), backward_span, n);
 }
 
 /* ReZero's gated residual z = x + a * f, a a learnable one-element gate:
