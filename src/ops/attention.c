@@ -131,6 +131,12 @@ tg_tensor *tg_attention_dropout(tg_tape *t, tg_tensor *qkv, int heads, float p, 
 static void transpose_head(const attn_dims *a, const float *base, int col, float *out)
 {
     const int stride = 3 * a->c;
+    /* The head's rows were just written by the projection, often on another
+     * core: ask for all of them at once, or the strided stores below stall
+     * the loads behind them one cache miss at a time. */
+    for (int s = 0; s < a->t; s++)
+        for (int j = 0; j < a->d; j += 16)
+            __builtin_prefetch(base + (size_t)s * stride + (size_t)col * a->c + j);
     for (int j = 0; j < a->d; j++)
         memset(out + (size_t)j * a->tp + a->t, 0, (size_t)(a->tp - a->t) * sizeof(float));
     for (int s = 0; s < a->t; s++) {
