@@ -49,21 +49,33 @@ typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 #define SPLAT(x) ((vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x})
 
 /* acc[MR][NV] += a-strip (MR x kc, element (i, p) at a[p * ps + i * is])
- * times b-strip (kc x NR). Always inlined, so each caller's constant strides
- * give a kernel of its own. */
+ * times b-strip (kc x NR); narrow: its first VL columns only, for a last
+ * strip that has no more (a vocabulary of 65 is 2 strips and 1 column).
+ * Always inlined, so each caller's constant strides and width give a
+ * kernel of their own. */
 static inline __attribute__((always_inline)) void micro_kernel(int kc, const float *restrict a, size_t ps, size_t is,
-                                                                const float *restrict b, vf acc[MR][NV])
+                                                                const float *restrict b, vf acc[MR][NV], bool narrow)
 {
     for (int p = 0; p < kc; p++) {
         const vf *bp = (const vf *)(b + (size_t)p * NR);
-        vf b0 = bp[0], b1 = bp[1];
+        vf b0 = bp[0], b1 = narrow ? b0 : bp[1];
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
             vf ai = SPLAT(a[p * ps + i * is]);
             acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            if (!narrow)
+                acc[i][1] += ai * b1;
         }
     }
+}
+
+static inline __attribute__((always_inline)) void strip_kernel(int kc, const float *restrict a, size_t ps, size_t is,
+                                                                const float *restrict b, vf acc[MR][NV], int width)
+{
+    if (width <= VL)
+        micro_kernel(kc, a, ps, is, b, acc, true);
+    else
+        micro_kernel(kc, a, ps, is, b, acc, false);
 }
 
 /* C = alpha * acc + base for the tile's mr x nr elements, the base being
@@ -211,14 +223,15 @@ static void block_rows(const gemm_job *g, int i0, int mc, int p0, int kc, const 
                 for (int v = 0; v < NV; v++)
                     acc[i][v] = (vf){0};
             const float *b = bp + (size_t)js * kc;
+            int w = ng - js < NR ? ng - js : NR;
             if (h < MR)
-                micro_kernel(kc, spare, MR, 1, b, acc);
+                strip_kernel(kc, spare, MR, 1, b, acc, w);
             else if (g->ta)
-                micro_kernel(kc, a, (size_t)g->lda, 1, b, acc);
+                strip_kernel(kc, a, (size_t)g->lda, 1, b, acc, w);
             else
-                micro_kernel(kc, a, 1, (size_t)g->lda, b, acc);
+                strip_kernel(kc, a, 1, (size_t)g->lda, b, acc, w);
             store_tile(acc, g->alpha, p0 == 0 ? g->beta : 1.0f, p0 == 0 && bias ? bias + js : NULL,
-                       c + (size_t)is * g->ldc + js, g->ldc, h, ng - js < NR ? ng - js : NR);
+                       c + (size_t)is * g->ldc + js, g->ldc, h, w);
         }
     }
 }
