@@ -31,9 +31,11 @@ typedef void (*tg_kernel_fn)(tg_node *n);
 
 /* During tg_backward a tape tensor's gradient buffer starts unwritten, and
  * reads as zero. A backward kernel adds into its inputs' gradients, which
- * the walk zeroes first when they are still unwritten, except matmul's
- * two factors', for which it asks: tg_grad_claim(x) is true when x's gradient was unwritten (and
- * marks it written), and the caller must then store into it, not add. */
+ * the walk zeroes first when they are still unwritten, except for the ops
+ * listed in tape.c's claims_grads, whose kernels ask for every input:
+ * tg_grad_claim(x) is true when x's gradient was unwritten (and marks it
+ * written), and the caller must then store into it, not add. Claims are
+ * made before a parallel loop, never inside one. */
 bool tg_grad_claim(tg_tensor *x);
 
 typedef struct tg_op_def {

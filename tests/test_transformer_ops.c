@@ -285,6 +285,41 @@ static void test_cross_entropy_large_logits(void **s)
     tg_param_free(c.x);
 }
 
+/* The kernels that store into a gradient nothing has written yet
+ * (matmul, residual, GELU, attention; see tg_grad_claim), in a graph where
+ * each is sometimes the first writer and sometimes not: a feeds two GELUs,
+ * h is both inputs of one residual add (stored, then added), and the
+ * attention's qkv comes through a reshape. Finite differences check the
+ * whole. */
+typedef struct claim_ctx {
+    tg_tensor *p, *w, *w3;
+} claim_ctx;
+
+static tg_tensor *build_claims(tg_tape *t, void *vc)
+{
+    claim_ctx *c = vc;
+    tg_tensor *a = tg_matmul(t, c->p, c->w, false, false);
+    tg_tensor *h = tg_gelu(t, a);
+    tg_tensor *z = tg_residual(t, h, h);
+    tg_tensor *y = tg_residual(t, z, tg_gelu(t, a));
+    tg_tensor *qkv = tg_reshape(t, tg_matmul(t, y, c->w3, false, false), 3, (int[]){1, 4, 18});
+    tg_tensor *att = tg_attention(t, qkv, 2);
+    return tg_sum(t, tg_mul(t, att, tg_residual(t, att, tg_gelu(t, att))));
+}
+
+static void test_unwritten_gradients(void **s)
+{
+    (void)s;
+    tg_rng r;
+    tg_rng_seed(&r, 17);
+    claim_ctx c = {tu_param(&r, TU_SHAPE(4, 6), 1.0f), tu_param(&r, TU_SHAPE(6, 6), 0.5f),
+                   tu_param(&r, TU_SHAPE(6, 18), 0.5f)};
+    tu_gradcheck("store-or-add kernels", build_claims, &c, (tg_tensor *[]){c.p, c.w, c.w3}, 3, TOL);
+    tg_param_free(c.p);
+    tg_param_free(c.w);
+    tg_param_free(c.w3);
+}
+
 static void test_reshape(void **s)
 {
     (void)s;
@@ -492,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_attention_is_causal),
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_cross_entropy_large_logits),
+        cmocka_unit_test(test_unwritten_gradients),
         cmocka_unit_test(test_reshape),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_swiglu),

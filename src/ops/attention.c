@@ -324,9 +324,17 @@ static void backward_pair(const attn_dims *a, const float *base, float *dbase, c
     }
 }
 
+/* When nothing has written dqkv yet (see tg_grad_claim), each pair zeroes
+ * its own columns of it first: in parallel, and just before they are used. */
+typedef struct backward_job {
+    tg_node *n;
+    bool zero;
+} backward_job;
+
 static void backward_chunk(void *ctx, long chunk)
 {
-    tg_node *n = ctx;
+    const backward_job *j = ctx;
+    tg_node *n = j->n;
     attn_dims a = dims_of(n);
     const float *probs = n->aux;
     int first, end;
@@ -334,6 +342,11 @@ static void backward_chunk(void *ctx, long chunk)
     for (int bh = first; bh < end; bh++) {
         int b = bh / a.heads, h = bh % a.heads;
         size_t off = (size_t)b * a.t * 3 * a.c + (size_t)h * a.d;
+        for (int t = 0; j->zero && t < a.t; t++)
+            for (int part = 0; part < 3; part++) {
+                float *cols = n->in[0]->grad + off + (size_t)t * 3 * a.c + (size_t)part * a.c;
+                memset(cols, 0, (size_t)a.d * sizeof(float));
+            }
         float *ds = pair_scratch(n, &a, bh);
         const float *pd = n->i[1] ? dropped_probs(n, &a) + (size_t)bh * a.t * a.t : NULL;
         backward_pair(&a, n->in[0]->data + off, n->in[0]->grad + off, probs + (size_t)bh * a.t * a.t, pd,
@@ -344,6 +357,8 @@ static void backward_chunk(void *ctx, long chunk)
 void tg_attention_backward(tg_node *n)
 {
     attn_dims a = dims_of(n);
-    if (n->in[0]->grad)
-        tg_parallel_for(pair_chunks(&a), backward_chunk, n);
+    if (!n->in[0]->grad)
+        return;
+    backward_job j = {n, tg_grad_claim(n->in[0])};
+    tg_parallel_for(pair_chunks(&a), backward_chunk, &j);
 }

@@ -56,13 +56,22 @@ void tg_gelu_span(const float *restrict x, float *restrict y, long n)
         y[i] = x[i] * gate(clamp_edge(x[i]));
 }
 
-static void backward_span(const float *restrict x, const float *restrict dy, float *restrict dx, long n)
+static inline float slope(float x)
 {
-    for (long i = 0; i < n; i++) {
-        float xc = clamp_edge(x[i]), g = gate(xc);
-        float d = g + 2.0f * xc * g * (1.0f - g) * GELU_S * (1.0f + 3.0f * GELU_A * xc * xc);
-        dx[i] += d * dy[i];
-    }
+    float xc = clamp_edge(x), g = gate(xc);
+    return g + 2.0f * xc * g * (1.0f - g) * GELU_S * (1.0f + 3.0f * GELU_A * xc * xc);
+}
+
+/* dx = or += slope * dy: stored when nothing has written dx yet (see
+ * tg_grad_claim). */
+static void backward_span(const float *restrict x, const float *restrict dy, float *restrict dx, long n, bool store)
+{
+    if (store)
+        for (long i = 0; i < n; i++)
+            dx[i] = slope(x[i]) * dy[i];
+    else
+        for (long i = 0; i < n; i++)
+            dx[i] += slope(x[i]) * dy[i];
 }
 
 /* Spans of a fixed length, whatever the thread count; the loops inside stay
@@ -76,12 +85,18 @@ static void forward_chunk(void *ctx, long s)
     tg_gelu_span(n->in[0]->data + s * SPAN, n->out->data + s * SPAN, len < SPAN ? len : SPAN);
 }
 
+typedef struct backward_job {
+    const tg_node *n;
+    bool store;
+} backward_job;
+
 static void backward_chunk(void *ctx, long s)
 {
-    const tg_node *n = ctx;
+    const backward_job *j = ctx;
+    const tg_node *n = j->n;
     long len = (long)n->out->size - s * SPAN;
     backward_span(n->in[0]->data + s * SPAN, n->out->grad + s * SPAN, n->in[0]->grad + s * SPAN,
-                  len < SPAN ? len : SPAN);
+                  len < SPAN ? len : SPAN, j->store);
 }
 
 void tg_gelu_forward(tg_node *n)
@@ -91,8 +106,10 @@ void tg_gelu_forward(tg_node *n)
 
 void tg_gelu_backward(tg_node *n)
 {
-    if (n->in[0]->grad)
-        tg_parallel_for(tg_chunks((long)n->out->size, SPAN), backward_chunk, n);
+    if (!n->in[0]->grad)
+        return;
+    backward_job j = {n, tg_grad_claim(n->in[0])};
+    tg_parallel_for(tg_chunks((long)n->out->size, SPAN), backward_chunk, &j);
 }
 
 #define SQRT1_2 0.7071067811865476f

@@ -73,10 +73,12 @@ void tg_matmul_forward(tg_node *n)
                  bias ? bias->data : NULL, n->out->data, nn);
 }
 
-/* db[j] += sum over rows of dc[r][j], rows in order (the same sum for any
- * thread count), columns in vectors. */
-static void add_column_sums(float *restrict db, const float *restrict dc, int m, int nn)
+/* db[j] += sum over rows of dc[r][j] (db = when store), rows in order (the
+ * same sum for any thread count), columns in vectors. */
+static void add_column_sums(float *restrict db, const float *restrict dc, int m, int nn, bool store)
 {
+    for (int j = 0; store && j < nn; j++)
+        db[j] = 0.0f;
     for (int r = 0; r < m; r++)
         for (int j = 0; j < nn; j++)
             db[j] += dc[(size_t)r * nn + j];
@@ -90,7 +92,7 @@ void tg_matmul_backward(tg_node *n)
     const float *dc = n->out->grad;
     int lda = tg_cols(a), ldb = tg_cols(b);
     if (n->n_in == 3 && n->in[2]->grad)
-        add_column_sums(n->in[2]->grad, dc, m, nn);
+        add_column_sums(n->in[2]->grad, dc, m, nn, tg_grad_claim(n->in[2]));
     if (a->grad) {
         float beta = tg_grad_claim(n->in[0]) ? 0.0f : 1.0f;
         if (!ta)

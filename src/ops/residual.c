@@ -59,21 +59,42 @@ void tg_residual_forward(tg_node *n)
     tg_parallel_for(tg_chunks((long)n->out->size, SPAN), forward_span, n);
 }
 
+/* The backward stores into a gradient nothing has written yet (see
+ * tg_grad_claim): in a residual stream it is usually the first to reach
+ * both x's and the branch's. When x and f are one tensor, dx is stored and
+ * df then added, in that order in every span. */
+typedef struct backward_job {
+    const tg_node *n;
+    bool store_dx, store_df;
+} backward_job;
+
 static void backward_span(void *ctx, long s)
 {
-    const tg_node *n = ctx;
+    const backward_job *j = ctx;
+    const tg_node *n = j->n;
     const float *dz = n->out->grad;
     float *dx = n->in[0]->grad, *df = n->in[1]->grad, alpha = n->f[0];
-    size_t end = (size_t)(s + 1) * SPAN < n->out->size ? (size_t)(s + 1) * SPAN : n->out->size;
-    for (size_t i = (size_t)s * SPAN; dx && i < end; i++)
-        dx[i] += alpha * dz[i];
-    for (size_t i = (size_t)s * SPAN; df && i < end; i++)
-        df[i] += dz[i];
+    size_t i0 = (size_t)s * SPAN, end = i0 + SPAN < n->out->size ? i0 + SPAN : n->out->size;
+    if (dx && j->store_dx)
+        for (size_t i = i0; i < end; i++)
+            dx[i] = alpha * dz[i];
+    else if (dx)
+        for (size_t i = i0; i < end; i++)
+            dx[i] += alpha * dz[i];
+    if (df && j->store_df)
+        for (size_t i = i0; i < end; i++)
+            df[i] = dz[i];
+    else if (df)
+        for (size_t i = i0; i < end; i++)
+            df[i] += dz[i];
 }
 
 void tg_residual_backward(tg_node *n)
 {
-    tg_parallel_for(tg_chunks((long)n->out->size, SPAN), backward_span, n);
+    backward_job j = {n, false, false};
+    j.store_dx = n->in[0]->grad && tg_grad_claim(n->in[0]);
+    j.store_df = n->in[1]->grad && tg_grad_claim(n->in[1]);
+    tg_parallel_for(tg_chunks((long)n->out->size, SPAN), backward_span, &j);
 }
 
 /* ReZero's gated residual z = x + a * f, a a learnable one-element gate:

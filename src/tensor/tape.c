@@ -241,6 +241,15 @@ bool tg_grad_claim(tg_tensor *x)
     return true;
 }
 
+/* The ops whose backward kernels claim every input gradient they write
+ * (tg_grad_claim) and store into an unwritten one instead of adding; for
+ * any other op the walk zeroes unwritten input gradients first. These are
+ * the ops that write most of a Transformer's activation gradients. */
+static bool claims_grads(tg_op op)
+{
+    return op == TG_OP_MATMUL || op == TG_OP_RESIDUAL || op == TG_OP_GELU || op == TG_OP_ATTENTION;
+}
+
 /* Zeroes x's gradient if no kernel has written it yet. */
 static void grad_settle(tg_tensor *x)
 {
@@ -446,7 +455,7 @@ tg_status tg_backward(tg_tape *t, tg_tensor *loss)
     /* Activation gradients start at zero, but are not zeroed here: a pass
      * over every one of them before the walk was a tenth of a small model's
      * step, spent on one thread. Each starts unwritten (reading as zero); the
-     * first kernel to reach it either stores into it (matmul, see
+     * first kernel to reach it either stores into it (see claims_grads and
      * tg_grad_claim) or finds it zeroed by the walk just before, while it
      * is about to be used and can stay in cache. */
     for (int i = 0; i <= last; i++) {
@@ -469,8 +478,8 @@ tg_status tg_backward(tg_tape *t, tg_tensor *loss)
         if (!n->out->requires_grad)
             continue;
         grad_settle(n->out); /* nothing used it: its gradient is zero */
-        for (int j = 0; j < n->n_in; j++)
-            if (n->in[j] && !(n->op == TG_OP_MATMUL && j < 2)) /* matmul claims its factors' */
+        for (int j = 0; !claims_grads(n->op) && j < n->n_in; j++)
+            if (n->in[j])
                 grad_settle(n->in[j]);
         run_kernel(t, n, 1);
     }
