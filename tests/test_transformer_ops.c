@@ -304,7 +304,7 @@ static tg_tensor *build_claims(tg_tape *t, void *vc)
     tg_tensor *y = tg_residual(t, z, tg_gelu(t, a));
     tg_tensor *qkv = tg_reshape(t, tg_matmul(t, y, c->w3, false, false), 3, (int[]){1, 4, 18});
     tg_tensor *att = tg_attention(t, qkv, 2);
-    return tg_sum(t, tg_mul(t, att, tg_residual(t, att, tg_gelu(t, att))));
+    return tg_mean(t, tg_mul(t, att, tg_residual(t, att, tg_gelu(t, att))));
 }
 
 static void test_unwritten_gradients(void **s)
@@ -312,9 +312,35 @@ static void test_unwritten_gradients(void **s)
     (void)s;
     tg_rng r;
     tg_rng_seed(&r, 17);
-    claim_ctx c = {tu_param(&r, TU_SHAPE(4, 6), 1.0f), tu_param(&r, TU_SHAPE(6, 6), 0.5f),
-                   tu_param(&r, TU_SHAPE(6, 18), 0.5f)};
-    tu_gradcheck("store-or-add kernels", build_claims, &c, (tg_tensor *[]){c.p, c.w, c.w3}, 3, TOL);
+    claim_ctx c = {tu_param(&r, TU_SHAPE(4, 6), 1.0f), tu_param(&r, TU_SHAPE(6, 6), 0.4f),
+                   tu_param(&r, TU_SHAPE(6, 18), 0.4f)};
+    /* Float rounding of the forward is the noise of a difference quotient:
+     * at h = 1e-3 it reached 4% on the smallest gradients (0.012), at 1e-2
+     * with four points 0.6%, converging on the analytic value. */
+    tg_gradcheck_opts o = {.step = 1e-2, .four_point = true};
+    tg_gradcheck_result res;
+    assert_int_equal(tg_gradcheck(build_claims, &c, (tg_tensor *[]){c.p, c.w, c.w3}, 3, &o, &res), TG_OK);
+    if (res.max_rel_err > TOL)
+        fail_msg("store-or-add kernels: relative error %g at tensor %d index %zu (analytic %g, numeric %g)",
+                 res.max_rel_err, res.worst_tensor, res.worst_index, res.worst_analytic, res.worst_numeric);
+    /* A reset tape hands the same memory to the same ops, still holding the
+     * first pass's gradients: a kernel that added where it should have
+     * stored (or zeroed) would change the second pass's. */
+    tg_tensor *params[] = {c.p, c.w, c.w3};
+    float first[18 * 6];
+    tg_tape *t = tg_tape_new(0);
+    for (int pass = 0; pass < 2; pass++) {
+        tg_tape_reset(t);
+        tg_zero_grad(params, 3);
+        assert_int_equal(tg_backward(t, build_claims(t, &c)), TG_OK);
+        for (size_t i = 0; i < c.w3->size; i++)
+            if (pass == 0)
+                first[i] = c.w3->grad[i];
+            else if (first[i] != c.w3->grad[i])
+                fail_msg("second pass on a reset tape: dw3[%zu] = %g, first pass %g", i, (double)c.w3->grad[i],
+                         (double)first[i]);
+    }
+    tg_tape_free(t);
     tg_param_free(c.p);
     tg_param_free(c.w);
     tg_param_free(c.w3);
