@@ -16,14 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define TOL 1e-3
 #define STEP_APART 0.1
 
 static const char *mpirun, *exe;
-static char dir[256];
+static const char *dir;
 /* Under LeakSanitizer the ranks skip the leak check: Open MPI's own leaks
  * can only be told apart with full stacks, which make these runs 5x slower.
  * The dist_mpi test checks src/dist for leaks under mpirun, and
@@ -34,34 +32,18 @@ static const char lsan[] = "LSAN_OPTIONS=detect_leaks=0";
 /* A hang would be a defect: every run gets a minute. */
 #define MPI2 "%s timeout 60 '%s' -np 2 --oversubscribe '%s' "
 
-/* Runs a shell command in dir; stdout+stderr into out. Returns the exit status. */
-static int sh(const char *cmd, char *out, size_t len)
-{
-    char full[4096];
-    snprintf(full, sizeof full, "cd '%s' && %s > out.txt 2>&1", dir, cmd);
-    int rc = system(full);
-    assert_true(WIFEXITED(rc));
-    snprintf(full, sizeof full, "%s/out.txt", dir);
-    FILE *fp = fopen(full, "r");
-    assert_non_null(fp);
-    size_t n = fread(out, 1, len - 1, fp);
-    out[n] = '\0';
-    fclose(fp);
-    return WEXITSTATUS(rc);
-}
-
 static int run1(const char *args, char *out, size_t len)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "'%s' %s", exe, args);
-    return sh(cmd, out, len);
+    return tu_run(cmd, false, out, len);
 }
 
 static int run2(const char *args, char *out, size_t len)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, MPI2 "%s", lsan, mpirun, exe, args);
-    return sh(cmd, out, len);
+    return tu_run(cmd, false, out, len);
 }
 
 static void expect_ok(int rc, const char *what, const char *out)
@@ -78,21 +60,11 @@ static int count(const char *hay, const char *needle)
     return n;
 }
 
-static tg_st_file *open_st(const char *name)
-{
-    char path[512], err[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    tg_st_file *f = tg_safetensors_read(path, err, sizeof err);
-    if (!f)
-        fail_msg("%s", err);
-    return f;
-}
-
 /* The largest over a's tensors of max|a - b| / max|b|, tensor by tensor;
  * same step and sampler state required. */
 static double scaled_distance(const char *a, const char *b)
 {
-    tg_st_file *fa = open_st(a), *fb = open_st(b);
+    tg_st_file *fa = tu_st_open(a), *fb = tu_st_open(b);
     assert_int_equal(tg_safetensors_count(fa), tg_safetensors_count(fb));
     double worst = 0.0;
     for (int i = 0; i < tg_safetensors_count(fa); i++) {
@@ -126,7 +98,7 @@ static void expect_close(const char *a, const char *b)
 
 static void expect_same_meta(const char *a, const char *b)
 {
-    tg_st_file *fa = open_st(a), *fb = open_st(b);
+    tg_st_file *fa = tu_st_open(a), *fb = tu_st_open(b);
     const char *keys[] = {"step", "rng", "batch"};
     for (int i = 0; i < 3; i++)
         assert_string_equal(tg_safetensors_meta(fa, keys[i]), tg_safetensors_meta(fb, keys[i]));
@@ -252,7 +224,7 @@ static void test_resume_across_ranks(void **s)
 static void expect_failure(const char *cmd, int status, const char *message)
 {
     char out[16384];
-    int rc = sh(cmd, out, sizeof out);
+    int rc = tu_run(cmd, false, out, sizeof out);
     if (rc != status || count(out, message) != 1)
         fail_msg("%s: exit %d, output:\n%s\n(expected exit %d and '%s' once)", cmd, rc, out, status, message);
     assert_null(strstr(out, "step 1/")); /* when status is 2, no work */
@@ -281,7 +253,7 @@ static void test_failures(void **s)
              " --steps 5 --lr 1e30 --min-lr 0 --warmup 0 --clip 0",
              lsan, mpirun, exe, exe);
     char out[16384];
-    int rc = sh(cmd, out, sizeof out);
+    int rc = tu_run(cmd, false, out, sizeof out);
     if (rc != 1 || count(out, "train_gpt: ") != 1 || strstr(out, "step 5/5"))
         fail_msg("%s: exit %d, output:\n%s\n(expected exit 1, one message, no step 5)", cmd, rc, out);
 }
@@ -300,8 +272,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_mpi: run it through meson test (it sets mpirun's environment)\n");
         return 1;
     }
-    snprintf(dir, sizeof dir, "%s/tg_mpi_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) {
+    if (!(dir = tu_tmp_dir_make("tg_mpi_"))) {
         perror("mkdtemp");
         return 1;
     }
@@ -312,9 +283,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_failures),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (tu_tmp_dir_remove() != 0)
         fprintf(stderr, "could not remove %s\n", dir);
     return rc;
 }

@@ -7,36 +7,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *exe;
-static char dir[] = "/tmp/tg_plot_logXXXXXX";
+static const char *dir;
 
 static void write_text(const char *name, const char *text)
 {
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
+    tu_write_file(name, text, strlen(text));
 }
 
 /* Exit status of plot_log with args (run in dir); its stderr in err. */
 static int run(const char *args, char *err, size_t len)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >/dev/null 2>err.txt", dir, exe, args);
-    int rc = system(cmd);
-    assert_true(WIFEXITED(rc));
-    snprintf(cmd, sizeof cmd, "%s/err.txt", dir);
-    FILE *f = fopen(cmd, "r");
-    assert_non_null(f);
-    size_t n = fread(err, 1, len - 1, f);
-    err[n] = '\0';
-    fclose(f);
-    return WEXITSTATUS(rc);
+    snprintf(cmd, sizeof cmd, "'%s' %s", exe, args);
+    return tu_run(cmd, true, err, len);
 }
 
 static int count(const char *hay, const char *needle)
@@ -107,16 +93,14 @@ int main(int argc, char **argv)
         return 2;
     }
     exe = argv[1];
-    if (!mkdtemp(dir))
+    if (!(dir = tu_tmp_dir_make("tg_plot_log")))
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plot),
         cmocka_unit_test(test_bad_logs),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (tu_tmp_dir_remove() != 0)
         rc = rc ? rc : 1;
     return rc;
 }

@@ -8,26 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *exe;
-static char dir[64];
+static const char *dir;
 
 static int run(const char *args, char *err, size_t errlen)
 {
-    char cmd[2048], errfile[128];
-    snprintf(errfile, sizeof errfile, "%s/stderr.txt", dir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>'%s'", exe, args, errfile);
-    int rc = system(cmd);
-    FILE *f = fopen(errfile, "r");
-    size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
-    err[n] = '\0';
-    if (f)
-        fclose(f);
-    remove(errfile);
-    assert_true(WIFEXITED(rc));
-    return WEXITSTATUS(rc);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s", exe, args);
+    return tu_run(cmd, true, err, errlen);
 }
 
 static void expect_file(const char *name, const char *start)
@@ -179,7 +169,8 @@ static void test_usage_errors(void **s)
     assert_int_equal(run("stream --help", err, sizeof err), 0);
     /* a file where the output directory should be: a runtime failure, 1 */
     char args[256];
-    snprintf(args, sizeof args, "stream --depth 1 --seeds 1 --batches 1 --out '%s/stderr.txt/x'", dir);
+    tu_write_file("afile", "", 0);
+    snprintf(args, sizeof args, "stream --depth 1 --seeds 1 --batches 1 --out '%s/afile/x'", dir);
     assert_int_equal(run(args, err, sizeof err), 1);
     assert_non_null(strstr(err, "cannot create directory"));
 }
@@ -191,8 +182,7 @@ int main(int argc, char **argv)
         return 2;
     }
     exe = argv[1];
-    snprintf(dir, sizeof dir, "/tmp/residual_study_XXXXXX");
-    if (!mkdtemp(dir)) {
+    if (!(dir = tu_tmp_dir_make("residual_study_"))) {
         perror("mkdtemp");
         return 1;
     }
@@ -202,6 +192,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_usage_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    rmdir(dir);
+    if (tu_tmp_dir_remove() != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
     return rc;
 }

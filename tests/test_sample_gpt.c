@@ -10,28 +10,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 static const char *sample_exe, *train_exe;
-static char dir[256];
+static const char *dir;
 
 #define TINY "--layers 1 --dim 16 --heads 2 --batch 8 --threads 2 --eval-every 10 --eval-iters 2"
 
-/* Runs exe with args; stdout+stderr into out. Returns the exit status. */
+/* Runs exe with args in dir; stdout+stderr into out. Returns the exit status. */
 static int run_exe(const char *exe, const char *args, char *out, size_t len)
 {
-    char cmd[4096], path[300];
-    snprintf(path, sizeof path, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s > out.txt 2>&1", dir, exe, args);
-    int rc = system(cmd);
-    assert_true(WIFEXITED(rc));
-    FILE *fp = fopen(path, "r");
-    assert_non_null(fp);
-    size_t n = fread(out, 1, len - 1, fp);
-    out[n] = '\0';
-    fclose(fp);
-    return WEXITSTATUS(rc);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s", exe, args);
+    return tu_run(cmd, false, out, len);
 }
 
 static int run(const char *args, char *out, size_t len)
@@ -47,16 +37,6 @@ static void expect_usage_error(const char *args, const char *message)
     if (rc != 2 || !strstr(out, message) || !nl || nl[1])
         fail_msg("sample_gpt %s: exit %d, output:\n%s\n(expected exit 2 and one line with '%s')", args, rc, out,
                  message);
-}
-
-static void write_file(const char *name, const char *text, size_t len)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(text, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
 }
 
 /* A text of lowercase words and newlines (no capitals, no digits), and
@@ -75,7 +55,7 @@ static int setup(void **s)
         memcpy(text + n, w, strlen(w));
         n += strlen(w);
     }
-    write_file("text.txt", text, n);
+    tu_write_file("text.txt", text, n);
     char out[8192];
     int rc = run_exe(train_exe, "--data text.txt --ctx 16 --steps 30 --sample 200 --seed 5 --save text.st " TINY, out,
                      sizeof out);
@@ -178,7 +158,7 @@ static void test_bad_files(void **s)
 {
     (void)s;
     expect_usage_error("no_such.st", "no_such.st");
-    write_file("junk.st", "not a safetensors file at all", 29);
+    tu_write_file("junk.st", "not a safetensors file at all", 29);
     expect_usage_error("junk.st", "junk.st");
     /* The same model with a vocabulary that does not fit it. */
     char err[256] = "", path[300], bad_path[300];
@@ -229,8 +209,7 @@ int main(int argc, char **argv)
     }
     sample_exe = argv[1];
     train_exe = argv[2];
-    snprintf(dir, sizeof dir, "%s/tg_sample_gpt_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) {
+    if (!(dir = tu_tmp_dir_make("tg_sample_gpt_"))) {
         perror("mkdtemp");
         return 1;
     }
@@ -241,9 +220,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ids),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (tu_tmp_dir_remove() != 0)
         fprintf(stderr, "could not remove %s\n", dir);
     return rc;
 }

@@ -12,26 +12,18 @@
 #include <unistd.h>
 
 static const char *exe;
-static char dir[256];
+static const char *dir;
 
 /* Small and fast: a model every test can train in well under a second. */
 #define TINY "--layers 1 --dim 16 --heads 2 --batch 8 --threads 2 --eval-every 10 --eval-iters 2"
 
-/* Runs train_gpt with args; stdout+stderr go to dir/out.txt. Returns the
- * exit status, and the output in out (truncated to len). */
+/* Runs train_gpt with args in dir. Returns the exit status, and stdout and
+ * stderr in out (truncated to len). */
 static int run(const char *args, char *out, size_t len)
 {
-    char cmd[4096], path[300];
-    snprintf(path, sizeof path, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s > out.txt 2>&1", dir, exe, args);
-    int rc = system(cmd);
-    assert_true(WIFEXITED(rc));
-    FILE *fp = fopen(path, "r");
-    assert_non_null(fp);
-    size_t n = fread(out, 1, len - 1, fp);
-    out[n] = '\0';
-    fclose(fp);
-    return WEXITSTATUS(rc);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s", exe, args);
+    return tu_run(cmd, false, out, len);
 }
 
 static void expect_usage_error(const char *args, const char *message)
@@ -41,16 +33,6 @@ static void expect_usage_error(const char *args, const char *message)
     if (rc != 2 || !strstr(out, message))
         fail_msg("train_gpt %s: exit %d, output:\n%s\n(expected exit 2 and '%s')", args, rc, out, message);
     assert_null(strstr(out, "step ")); /* no work was done */
-}
-
-static void write_file(const char *name, const char *text, size_t len)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(text, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
 }
 
 static void test_bad_flags(void **s)
@@ -74,9 +56,9 @@ static void test_bad_flags(void **s)
     expect_usage_error("--batch", "--batch needs a value");
     expect_usage_error("--temperature nan", "--temperature nan");
     expect_usage_error("--data no_such_file.txt", "cannot open no_such_file.txt");
-    write_file("short.txt", "to be or not to be, that is the question", 40);
+    tu_write_file("short.txt", "to be or not to be, that is the question", 40);
     expect_usage_error("--data short.txt --ctx 8", "--ctx 8 is longer than the text allows");
-    write_file("empty.txt", "", 0);
+    tu_write_file("empty.txt", "", 0);
     expect_usage_error("--data empty.txt", "is longer than the text allows");
     expect_usage_error("--resume no_such.safetensors", "no_such.safetensors");
     expect_usage_error("--data /dev/zero", "/dev/zero is a device, not a regular file");
@@ -103,16 +85,6 @@ static void test_sort_task(void **s)
     assert_true(right >= 990);
 }
 
-static tg_st_file *open_st(const char *name)
-{
-    char path[300], err[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    tg_st_file *f = tg_safetensors_read(path, err, sizeof err);
-    if (!f)
-        fail_msg("%s", err);
-    return f;
-}
-
 /* The study's block variants train too, and resume through a checkpoint
  * that names them. */
 static void test_block_variants(void **s)
@@ -126,7 +98,7 @@ static void test_block_variants(void **s)
 
     /* --no-bias holds every bias (Linear and LayerNorm) at 0 while the rest trains. */
     assert_int_equal(run("--steps 6 --no-bias --save nb.st " TINY, out, sizeof out), 0);
-    tg_st_file *f = open_st("nb.st");
+    tg_st_file *f = tu_st_open("nb.st");
     int biases = 0;
     for (int i = 0; i < tg_safetensors_count(f); i++) {
         const tg_st_tensor *t = tg_safetensors_at(f, i);
@@ -152,7 +124,7 @@ static void make_text(void)
     char text[sizeof line * 60];
     for (int i = 0; i < 60; i++)
         memcpy(text + i * (sizeof line - 1), line, sizeof line - 1);
-    write_file("text.txt", text, 60 * (sizeof line - 1));
+    tu_write_file("text.txt", text, 60 * (sizeof line - 1));
 }
 
 static void test_text_and_log(void **s)
@@ -207,7 +179,7 @@ static void test_eval_full(void **s)
     char err[256];
     tg_gpt *m = tg_gpt_new(&cfg, 1, err, sizeof err);
     assert_non_null(m);
-    tg_st_file *f = open_st("ef.st");
+    tg_st_file *f = tu_st_open("ef.st");
     for (int i = 0; i < m->n_params; i++) {
         const tg_st_tensor *t = tg_safetensors_find(f, m->params[i]->name);
         assert_non_null(t);
@@ -249,7 +221,7 @@ static void test_eval_full(void **s)
 /* Every tensor of a (parameters and optimiser state) equals b's, bit for bit. */
 static void expect_same_tensors(const char *a, const char *b)
 {
-    tg_st_file *fa = open_st(a), *fb = open_st(b);
+    tg_st_file *fa = tu_st_open(a), *fb = tu_st_open(b);
     assert_int_equal(tg_safetensors_count(fa), tg_safetensors_count(fb));
     for (int i = 0; i < tg_safetensors_count(fa); i++) {
         const tg_st_tensor *ta = tg_safetensors_at(fa, i), *tb = tg_safetensors_find(fb, ta->name);
@@ -295,7 +267,7 @@ static void test_llama_options(void **s)
     assert_int_equal(run("--steps 12 --stop-after 5 --save lpart.st " LLAMA, out, sizeof out), 0);
     assert_int_equal(run("--resume lpart.st --save lresumed.st", out, sizeof out), 0);
     expect_same_tensors("lfull.st", "lresumed.st");
-    tg_st_file *f = open_st("lfull.st");
+    tg_st_file *f = tu_st_open("lfull.st");
     assert_string_equal(tg_safetensors_meta(f, "normtype"), "rmsnorm");
     assert_string_equal(tg_safetensors_meta(f, "mlp"), "swiglu");
     assert_string_equal(tg_safetensors_meta(f, "pos"), "rope");
@@ -332,7 +304,7 @@ static void test_run_life(void **s)
     int rc = system(cmd);
     assert_true(WIFEXITED(rc));
     assert_int_equal(WEXITSTATUS(rc), 130);
-    tg_st_file *f = open_st("cut.st");
+    tg_st_file *f = tu_st_open("cut.st");
     long long step;
     assert_true(tg_parse_int(tg_safetensors_meta(f, "step"), 1, 29999, &step));
     tg_safetensors_close(f);
@@ -363,7 +335,7 @@ static void test_run_life(void **s)
     assert_non_null(strstr(out, "checkpoint written to every.st (step 15)"));
     assert_non_null(strstr(out, "checkpoint written to every.st (step 30)"));
     assert_non_null(strstr(out, "checkpoint written to every.st (step 40)"));
-    f = open_st("every.st.best");
+    f = tu_st_open("every.st.best");
     float best;
     assert_true(tg_parse_float(tg_safetensors_meta(f, "best_val"), 0, 100, &best));
     tg_safetensors_close(f);
@@ -468,7 +440,7 @@ static void corrupt_copy(const char *from, const char *to, long keep, long flip_
         n = (size_t)keep;
     if (flip_at >= 0)
         buf[flip_at] ^= 0x5a;
-    write_file(to, buf, n);
+    tu_write_file(to, buf, n);
 }
 
 static void test_bad_checkpoints(void **s)
@@ -486,7 +458,7 @@ static void test_bad_checkpoints(void **s)
     expect_usage_error("--resume good.st --norm post", "it was trained with --norm pre");
     make_text();
     expect_usage_error("--resume good.st --data text.txt", "it is for the sort task");
-    write_file("notckpt.st", "\x02\0\0\0\0\0\0\0{}", 10);
+    tu_write_file("notckpt.st", "\x02\0\0\0\0\0\0\0{}", 10);
     expect_usage_error("--resume notckpt.st", "notckpt.st: no metadata 'vocab'");
 }
 
@@ -542,7 +514,7 @@ static void test_crafted_checkpoints(void **s)
     tu_edit big_seed = {.key = "seed", .value = "18446744073709551615"};
     craft("sort.st", "seed.st", &big_seed, 1);
     assert_int_equal(run("--resume seed.st --save seed2.st --threads 2", out, sizeof out), 0);
-    tg_st_file *f = open_st("seed2.st");
+    tg_st_file *f = tu_st_open("seed2.st");
     assert_string_equal(tg_safetensors_meta(f, "seed"), "18446744073709551615");
     tg_safetensors_close(f);
 
@@ -571,10 +543,10 @@ static void test_crafted_checkpoints(void **s)
     make_text();
     assert_int_equal(run("--data text.txt --ctx 16 --steps 4 --stop-after 2 --sample 0 --save text.st " TINY, out,
                          sizeof out), 0);
-    write_file("other.txt", "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n"
+    tu_write_file("other.txt", "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n"
                "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH\n", 180);
     expect_usage_error("--data other.txt --resume text.st", "its vocabulary differs from the characters of the data file");
-    write_file("short.txt", "the quick brown fox jumps over the lazy dog\nTHE END.\n", 53);
+    tu_write_file("short.txt", "the quick brown fox jumps over the lazy dog\nTHE END.\n", 53);
     expect_usage_error("--data short.txt --resume text.st", "--ctx 16 is longer than the text allows");
     craft("text.st", "chars.st", &(tu_edit){.key = "chars", .value = "32,10"}, 1);
     expect_usage_error("--data text.txt --resume chars.st", "metadata 'chars': '32,10' is not a byte vocabulary");
@@ -639,7 +611,7 @@ static void write_tokens(const char *name, const int *tok, int n, bool llmc)
         b[head + 2 * i] = (unsigned char)(tok[i] & 0xff);
         b[head + 2 * i + 1] = (unsigned char)(tok[i] >> 8);
     }
-    write_file(name, (const char *)b, len);
+    tu_write_file(name, (const char *)b, len);
     free(b);
 }
 
@@ -704,7 +676,7 @@ static void test_dump_grads(void **s)
     (void)s;
     char out[4096];
     assert_int_equal(run("--dump-grads dump.st " TINY, out, sizeof out), 0);
-    tg_st_file *f = open_st("dump.st");
+    tg_st_file *f = tu_st_open("dump.st");
     const tg_st_tensor *loss = tg_safetensors_find(f, "loss");
     const tg_st_tensor *g = tg_safetensors_find(f, "grad.transformer.h.0.mlp.c_fc.weight");
     assert_non_null(loss);
@@ -728,8 +700,7 @@ int main(int argc, char **argv)
         return 2;
     }
     exe = argv[1];
-    snprintf(dir, sizeof dir, "%s/tg_train_gpt_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir)) {
+    if (!(dir = tu_tmp_dir_make("tg_train_gpt_"))) {
         perror("mkdtemp");
         return 1;
     }
@@ -744,9 +715,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_run_life),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (tu_tmp_dir_remove() != 0)
         fprintf(stderr, "could not remove %s\n", dir);
     return rc;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 tg_tensor *tu_param(tg_rng *r, const int *shape, int ndim, float std)
@@ -117,11 +118,12 @@ void tu_st_rewrite(const char *src, const char *dst, const char *const *keys, in
     tg_safetensors_close(f);
 }
 
-static char tmp_dir[64];
+static char tmp_dir[1024];
 
 const char *tu_tmp_dir_make(const char *prefix)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/%sXXXXXX", prefix);
+    const char *base = getenv("TMPDIR");
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/%sXXXXXX", base && *base ? base : "/tmp", prefix);
     return mkdtemp(tmp_dir);
 }
 
@@ -136,7 +138,43 @@ const char *tu_tmp_path(const char *name)
 
 int tu_tmp_dir_remove(void)
 {
-    char cmd[128];
+    char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
     return system(cmd);
+}
+
+int tu_run(const char *cmd, bool stderr_only, char *out, size_t len)
+{
+    const char *capture = tu_tmp_path("tu_run.txt");
+    size_t n = strlen(cmd) + 2 * strlen(tmp_dir) + 64;
+    char *full = malloc(n);
+    assert_non_null(full);
+    snprintf(full, n, "cd '%s' && %s %s'%s'%s", tmp_dir, cmd, stderr_only ? ">/dev/null 2>" : ">", capture,
+             stderr_only ? "" : " 2>&1");
+    int rc = system(full);
+    free(full);
+    assert_true(WIFEXITED(rc));
+    FILE *fp = fopen(capture, "r");
+    assert_non_null(fp);
+    size_t got = fread(out, 1, len - 1, fp);
+    out[got] = '\0';
+    fclose(fp);
+    return WEXITSTATUS(rc);
+}
+
+tg_st_file *tu_st_open(const char *name)
+{
+    char err[256];
+    tg_st_file *f = tg_safetensors_read(tu_tmp_path(name), err, sizeof err);
+    if (!f)
+        fail_msg("%s", err);
+    return f;
+}
+
+void tu_write_file(const char *name, const void *data, size_t len)
+{
+    FILE *fp = fopen(tu_tmp_path(name), "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
 }

@@ -26,12 +26,26 @@ void tu_gradcheck(const char *what, tg_loss_fn fn, void *ctx, tg_tensor *const *
 float *tu_fixture(const char *name, size_t *n);
 
 /* A scratch directory for one test program: tu_tmp_dir_make creates it
- * under /tmp (prefix + random letters) and returns its path, NULL on
- * failure; tu_tmp_path gives dir/name (four results stay valid at a time);
- * tu_tmp_dir_remove deletes it with everything in it, 0 on success. */
+ * under $TMPDIR, else /tmp (prefix + random letters) and returns its path,
+ * NULL on failure; tu_tmp_path gives dir/name (four results stay valid at a
+ * time); tu_tmp_dir_remove deletes it with everything in it, 0 on success. */
 const char *tu_tmp_dir_make(const char *prefix);
 const char *tu_tmp_path(const char *name);
 int tu_tmp_dir_remove(void);
+
+/* Runs the shell command cmd inside the scratch directory and puts its
+ * output in out (at most len - 1 bytes, terminated): stdout and stderr, or
+ * with stderr_only stderr alone (stdout discarded). The output passes
+ * through the file tu_run.txt there. Returns the exit status; fails the
+ * test when the command did not exit normally. */
+int tu_run(const char *cmd, bool stderr_only, char *out, size_t len);
+
+/* The safetensors file name in the scratch directory, opened; fails the
+ * test with the reader's message when it cannot be read. */
+tg_st_file *tu_st_open(const char *name);
+
+/* Writes len bytes to the file name in the scratch directory. */
+void tu_write_file(const char *name, const void *data, size_t len);
 
 /* Largest |a - b| over n elements. */
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
