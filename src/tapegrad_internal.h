@@ -114,6 +114,11 @@ static inline long tg_chunks(long total, long grain)
 {
     return total <= grain ? 1 : (total + grain - 1) / grain;
 }
+/* Chunk i of those covers units [i * grain, tg_chunk_end(i, grain, total)). */
+static inline long tg_chunk_end(long i, long grain, long total)
+{
+    return (i + 1) * grain < total ? (i + 1) * grain : total;
+}
 
 /* ---- kernels the generator (src/nn/generate.c) shares with the ops, so
  * that its logits are the tape's to the bit where the order of sums agrees ---- */

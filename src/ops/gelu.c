@@ -81,8 +81,8 @@ enum { SPAN = 16384 };
 static void forward_chunk(void *ctx, long s)
 {
     const tg_node *n = ctx;
-    long len = (long)n->out->size - s * SPAN;
-    tg_gelu_span(n->in[0]->data + s * SPAN, n->out->data + s * SPAN, len < SPAN ? len : SPAN);
+    long len = tg_chunk_end(s, SPAN, (long)n->out->size) - s * SPAN;
+    tg_gelu_span(n->in[0]->data + s * SPAN, n->out->data + s * SPAN, len);
 }
 
 typedef struct backward_job {
@@ -94,9 +94,8 @@ static void backward_chunk(void *ctx, long s)
 {
     const backward_job *j = ctx;
     const tg_node *n = j->n;
-    long len = (long)n->out->size - s * SPAN;
-    backward_span(n->in[0]->data + s * SPAN, n->out->grad + s * SPAN, n->in[0]->grad + s * SPAN,
-                  len < SPAN ? len : SPAN, j->store);
+    long len = tg_chunk_end(s, SPAN, (long)n->out->size) - s * SPAN;
+    backward_span(n->in[0]->data + s * SPAN, n->out->grad + s * SPAN, n->in[0]->grad + s * SPAN, len, j->store);
 }
 
 void tg_gelu_forward(tg_node *n)

@@ -49,8 +49,8 @@ static void forward_span(void *ctx, long s)
     const tg_node *n = ctx;
     const float *x = n->in[0]->data, *f = n->in[1]->data;
     float *z = n->out->data, alpha = n->f[0];
-    size_t end = (size_t)(s + 1) * SPAN < n->out->size ? (size_t)(s + 1) * SPAN : n->out->size;
-    for (size_t i = (size_t)s * SPAN; i < end; i++)
+    long end = tg_chunk_end(s, SPAN, (long)n->out->size);
+    for (long i = s * SPAN; i < end; i++)
         z[i] = alpha * x[i] + f[i];
 }
 
@@ -74,18 +74,18 @@ static void backward_span(void *ctx, long s)
     const tg_node *n = j->n;
     const float *dz = n->out->grad;
     float *dx = n->in[0]->grad, *df = n->in[1]->grad, alpha = n->f[0];
-    size_t i0 = (size_t)s * SPAN, end = i0 + SPAN < n->out->size ? i0 + SPAN : n->out->size;
+    long i0 = s * SPAN, end = tg_chunk_end(s, SPAN, (long)n->out->size);
     if (dx && j->store_dx)
-        for (size_t i = i0; i < end; i++)
+        for (long i = i0; i < end; i++)
             dx[i] = alpha * dz[i];
     else if (dx)
-        for (size_t i = i0; i < end; i++)
+        for (long i = i0; i < end; i++)
             dx[i] += alpha * dz[i];
     if (df && j->store_df)
-        for (size_t i = i0; i < end; i++)
+        for (long i = i0; i < end; i++)
             df[i] = dz[i];
     else if (df)
-        for (size_t i = i0; i < end; i++)
+        for (long i = i0; i < end; i++)
             df[i] += dz[i];
 }
 

@@ -83,9 +83,8 @@ double tg_rmsnorm_row(const float *x, int c, const float *g, float eps, float *y
 
 static void chunk_rows(const tg_node *n, long ch, long *r0, long *r1)
 {
-    long rows = (long)tg_rows(n->out);
     *r0 = ch * CHUNK_ROWS;
-    *r1 = *r0 + CHUNK_ROWS < rows ? *r0 + CHUNK_ROWS : rows;
+    *r1 = tg_chunk_end(ch, CHUNK_ROWS, (long)tg_rows(n->out));
 }
 
 static void forward_chunk(void *ctx, long ch)

@@ -54,7 +54,7 @@ static void run_rows(tg_node *n, tg_chunk_fn chunk)
     static void name(void *ctx, long i)                              \
     {                                                                \
         const row_job *j = ctx;                                      \
-        long end = (i + 1) * j->per < j->rows ? (i + 1) * j->per : j->rows; \
+        long end = tg_chunk_end(i, j->per, j->rows);                 \
         for (long r = i * j->per; r < end; r++)                      \
             fn(j->n, r);                                             \
     }

@@ -58,7 +58,7 @@ static void forward_chunk(void *ctx, long i)
     const tg_tensor *h = n->in[0];
     int half = tg_cols(n->out);
     long rows = (long)tg_rows(h), per = rows_per_chunk(n);
-    for (long r = i * per; r < rows && r < (i + 1) * per; r++) {
+    for (long r = i * per, end = tg_chunk_end(i, per, rows); r < end; r++) {
         const float *row = h->data + (size_t)r * 2 * half;
         tg_swiglu_row(row, row + half, n->out->data + (size_t)r * half, half);
     }
@@ -75,7 +75,7 @@ static void backward_chunk(void *ctx, long i)
     const tg_tensor *h = n->in[0];
     int half = tg_cols(n->out);
     long rows = (long)tg_rows(h), per = rows_per_chunk(n);
-    for (long r = i * per; r < rows && r < (i + 1) * per; r++) {
+    for (long r = i * per, end = tg_chunk_end(i, per, rows); r < end; r++) {
         const float *row = h->data + (size_t)r * 2 * half;
         float *g = h->grad + (size_t)r * 2 * half;
         backward_row(row, row + half, n->out->grad + (size_t)r * half, g, g + half, half);
